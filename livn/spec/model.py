@@ -1,0 +1,221 @@
+"""The typed, immutable model of a validated spec. All quantities in canonical units.
+
+Lengths in µm, times in ms, velocities in µm/ms, conductances in µS, voltages in mV,
+resistivity in Ω·m.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Population:
+    """A population of identical cells.
+
+    Attributes
+    ----------
+    name : str
+    count : int
+        Number of cells.
+    cell : Path
+        NeuroML2 file defining the cell.
+    cell_id : str
+        Id of the ``<cell>`` in that file.
+    role : str
+        "excitatory" or "inhibitory".
+    first_gid : int
+        Gids of the population are ``first_gid, ..., first_gid + count - 1``.
+    """
+
+    name: str
+    count: int
+    cell: Path
+    cell_id: str
+    role: str
+    first_gid: int
+
+    @property
+    def gids(self) -> range:
+        return range(self.first_gid, self.first_gid + self.count)
+
+
+@dataclass(frozen=True)
+class Receptor:
+    """A synaptic receptor: its NeuroML2 model and the conductance (µS) of weight 1."""
+
+    name: str
+    model: Path
+    component_id: str
+    unit_conductance: float
+
+
+@dataclass(frozen=True)
+class GaussianKernel:
+    """Connection probability p(d) = p_max · exp(−d² / (2σ²)); no edge where p < cutoff.
+
+    Attributes
+    ----------
+    sigma : float
+        Width σ in µm.
+    p_max : float
+        Probability at distance 0.
+    cutoff : float
+        Pairs whose probability is below this are never connected.
+    """
+
+    sigma: float
+    p_max: float
+    cutoff: float
+
+    @property
+    def max_distance(self) -> float:
+        """Distance (µm) beyond which p(d) < cutoff."""
+        if self.cutoff >= self.p_max:
+            return 0.0
+        return self.sigma * math.sqrt(2.0 * math.log(self.p_max / self.cutoff))
+
+    def probability(self, distance: np.ndarray) -> np.ndarray:
+        """p(d) for distances in µm, zero beyond ``max_distance``."""
+        d = np.asarray(distance, dtype=float)
+        p = self.p_max * np.exp(-(d * d) / (2.0 * self.sigma * self.sigma))
+        return np.where(d <= self.max_distance, p, 0.0)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Connections from one population onto another.
+
+    Attributes
+    ----------
+    source, target : str
+        Population names.
+    receptors : tuple of str
+        Receptor names; every connection carries one synapse of each.
+    onto : str
+        "soma" or "dendrite": where on the target cell the synapses sit.
+    kernel : GaussianKernel
+    """
+
+    source: str
+    target: str
+    receptors: tuple
+    onto: str
+    kernel: GaussianKernel
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}->{self.target}"
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Axonal delay = distance / velocity (µm/ms), at least ``minimum`` (ms)."""
+
+    velocity: float
+    minimum: float
+
+    def of(self, distance: np.ndarray) -> np.ndarray:
+        return np.maximum(np.asarray(distance, dtype=float) / self.velocity, self.minimum)
+
+
+@dataclass(frozen=True)
+class OUConductance:
+    """Ornstein–Uhlenbeck conductance: mean g0 (µS), std sigma (µS), tau (ms), erev (mV)."""
+
+    onto: str
+    g0: float
+    sigma: float
+    tau: float
+    erev: float
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Point-conductance background noise (Destexhe et al. 2001)."""
+
+    model: Path
+    excitatory: OUConductance
+    inhibitory: OUConductance
+
+
+@dataclass(frozen=True)
+class MEA:
+    """A square grid of electrodes under the culture (lengths in µm, resistivity Ω·m)."""
+
+    pitch: float
+    grid: tuple  # (rows, columns), resolved from 'fit'
+    electrode_radius: float
+    offset: float
+    recording_radius: float
+    resistivity: float
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A validated system: everything needed to build its circuit.
+
+    Attributes
+    ----------
+    path : Path
+        The spec file.
+    size : tuple of float
+        Culture (width, height) in µm; cells are placed in [0, width] × [0, height].
+    thickness : float
+        Cells are placed uniformly in z ∈ [0, thickness] (µm).
+    weights : tuple of (str, float)
+        Default weight per "SOURCE->TARGET.RECEPTOR", in multiples of the unit conductance.
+    files : tuple of Path
+        Every file the spec references, transitively (NeuroML includes too), resolved.
+    """
+
+    path: Path
+    name: str
+    description: str
+    seed: int
+    size: tuple
+    thickness: float
+    populations: tuple
+    receptors: tuple
+    projections: tuple
+    delay: Delay
+    noise: Noise | None
+    mea: MEA
+    weights: tuple
+    files: tuple
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    @property
+    def num_neurons(self) -> int:
+        return sum(p.count for p in self.populations)
+
+    def population(self, name: str) -> Population:
+        return next(p for p in self.populations if p.name == name)
+
+    def receptor(self, name: str) -> Receptor:
+        return next(r for r in self.receptors if r.name == name)
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [name for name, _ in self.weights]
+
+    @property
+    def noise_names(self) -> list[str]:
+        if self.noise is None:
+            return []
+        return [f"noise.{kind}.{field}" for kind in ("excitatory", "inhibitory") for field in ("g0", "sigma")]
+
+    def default_params(self) -> dict[str, float]:
+        """Tunable parameters and their defaults: weights (× unit conductance), noise g0/sigma (µS)."""
+        params = dict(self.weights)
+        for name in self.noise_names:
+            _, kind, field = name.split(".")
+            params[name] = getattr(getattr(self.noise, kind), field)
+        return params
