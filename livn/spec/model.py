@@ -7,6 +7,7 @@ resistivity in Ω·m.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +192,11 @@ class SystemSpec:
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def base_directory(self) -> Path:
+        """The deepest folder holding the spec and every file it references."""
+        return Path(os.path.commonpath([p.parent for p in self.files]))
 
     @property
     def num_neurons(self) -> int:

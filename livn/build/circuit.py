@@ -1,0 +1,140 @@
+"""Build a spec into a SONATA circuit directory, atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..spec import SystemSpec
+from . import sonata
+from .connectivity import connect
+from .mea import electrode_positions
+from .morphology import neuroml_to_swc
+from .placement import place
+
+#: bumped whenever the circuit layout or the build algorithm changes (invalidates caches)
+BUILD_FORMAT = 1
+
+NETWORK_DIR = "network"
+COMPONENTS_DIR = "components"
+MEA_DIR = "mea"
+
+
+def node_population(spec: SystemSpec) -> str:
+    return spec.name
+
+
+def edge_population(spec: SystemSpec) -> str:
+    return f"{spec.name}_to_{spec.name}"
+
+
+@contextmanager
+def atomic_directory(output: Path):
+    """Yield a temporary directory beside ``output``; on success it replaces ``output``.
+
+    On any error the temporary directory is removed and ``output`` is left as it was. An
+    existing ``output`` is replaced only if it is empty or a circuit (has circuit_config.json).
+    """
+    output = Path(output).absolute()
+    if output.exists() and any(output.iterdir()) and not (output / "circuit_config.json").is_file():
+        raise FileExistsError(f"{output} exists and is not a livn circuit; refusing to replace it")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if output.exists():
+        old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(output, old)
+    os.rename(tmp, output)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def copy_components(spec: SystemSpec, components: Path) -> None:
+    """Copy the spec and every file it references, keeping their relative layout."""
+    base = spec.base_directory
+    for path in spec.files:
+        target = components / path.relative_to(base)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def build_circuit(spec: SystemSpec, output: Path) -> Path:
+    """Build ``spec`` into a SONATA circuit at ``output`` and return its path.
+
+    Deterministic: the same spec (and seed) gives identical datasets.
+    """
+    positions = place(spec)
+    connections = [connect(spec, positions, projection) for projection in spec.projections]
+    electrodes = electrode_positions(spec.mea, spec.size)
+
+    node_types = [sonata.NodeType(100 + i, p.name, "biophysical", f"nml:{p.cell.name}", f"{p.name}.swc",
+                                  "e" if p.role == "excitatory" else "i")
+                  for i, p in enumerate(spec.populations)]
+    node_type_ids = np.concatenate([np.full(p.count, 100 + i) for i, p in enumerate(spec.populations)])
+
+    edge_types, sources, targets, type_ids, weights, delays, sections, distances = [], [], [], [], [], [], [], []
+    weight_of = dict(spec.weights)
+    for c in connections:
+        delay = spec.delay.of(c.distance)
+        for receptor_name in c.projection.receptors:
+            receptor = spec.receptor(receptor_name)
+            type_id = 100 + len(edge_types)
+            edge_types.append(sonata.EdgeType(type_id, c.projection.name, receptor.name, receptor.component_id,
+                                              receptor.model.name, c.projection.onto))
+            n = len(c.source)
+            sources.append(c.source)
+            targets.append(c.target)
+            type_ids.append(np.full(n, type_id))
+            weights.append(np.full(n, weight_of[f"{c.projection.name}.{receptor.name}"] * receptor.unit_conductance))
+            delays.append(delay)
+            sections.append(np.full(n, sonata.SECTION_IDS[c.projection.onto]))
+            distances.append(c.distance)
+    source, target = np.concatenate(sources), np.concatenate(targets)
+    type_id = np.concatenate(type_ids)
+    order = np.lexsort((type_id, source, target))
+
+    with atomic_directory(output) as tmp:
+        network = tmp / NETWORK_DIR
+        network.mkdir()
+        pop, edge_pop = node_population(spec), edge_population(spec)
+        sonata.write_nodes(network / f"{pop}_nodes.h5", pop, node_type_ids, positions, node_types)
+        sonata.write_types_csv(network / f"{pop}_node_types.csv", node_types, "node_type_id")
+        sonata.write_edges(
+            network / f"{edge_pop}_edges.h5", edge_pop, pop, pop, spec.num_neurons,
+            source[order], target[order], type_id[order],
+            {"syn_weight": np.concatenate(weights)[order], "delay": np.concatenate(delays)[order],
+             "afferent_section_id": np.concatenate(sections)[order].astype(np.uint32),
+             "afferent_section_pos": np.full(len(order), 0.5, dtype=np.float32),
+             "distance": np.concatenate(distances)[order].astype(np.float32)},
+            {"syn_weight": "uS", "delay": "ms", "distance": "um"})
+        sonata.write_types_csv(network / f"{edge_pop}_edge_types.csv", edge_types, "edge_type_id")
+        copy_components(spec, tmp / COMPONENTS_DIR)
+        morphologies = tmp / COMPONENTS_DIR / "morphologies"
+        morphologies.mkdir(exist_ok=True)
+        for p in spec.populations:
+            neuroml_to_swc(p.cell, p.cell_id, morphologies / f"{p.name}.swc")
+        sonata.write_electrodes(tmp / MEA_DIR, electrodes)
+        base = spec.base_directory
+        cells_dir = {p.cell.parent.relative_to(base).as_posix() for p in spec.populations}
+        synapse_dir = {r.model.parent.relative_to(base).as_posix() for r in spec.receptors}
+        components = {"morphologies_dir": "$COMPONENTS_DIR/morphologies",
+                      "biophysical_neuron_models_dir": f"$COMPONENTS_DIR/{min(cells_dir)}",
+                      "synaptic_models_dir": f"$COMPONENTS_DIR/{min(synapse_dir)}"}
+        sonata.write_circuit_config(
+            tmp / "circuit_config.json", f"{pop}_nodes.h5", f"{pop}_node_types.csv", pop,
+            f"{edge_pop}_edges.h5", f"{edge_pop}_edge_types.csv", edge_pop, components,
+            {"livn": {"build_format": BUILD_FORMAT, "spec": f"$COMPONENTS_DIR/{spec.path.relative_to(base).as_posix()}",
+                      "stimulation_electrodes": f"$BASE_DIR/{MEA_DIR}/stimulation_electrodes.csv",
+                      "recording_electrodes": f"$BASE_DIR/{MEA_DIR}/recording_electrodes.csv"}})
+    return Path(output)
