@@ -88,7 +88,8 @@ def build(target, output) -> None:
 
 @main.command()
 @click.argument("target")
-def inspect(target) -> None:
+@click.option("--plot", type=click.Path(path_type=Path), help="Also draw the circuit into this PNG.")
+def inspect(target, plot) -> None:
     """Summarise a circuit directory (or a predefined system, built if needed)."""
     from .spec import SpecError
     from .system import System, predefined
@@ -97,10 +98,15 @@ def inspect(target) -> None:
     try:
         if not path.exists() and target in predefined_names():
             path = predefined(target)
-        click.echo(System(path).summary())
+        system = System(path)
     except (FileNotFoundError, ValueError, SpecError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(1)
+    click.echo(system.summary())
+    if plot is not None:
+        from .plot import plot_circuit
+
+        click.echo(f"\npicture: {plot_circuit(system, plot)}")
 
 
 @main.group()

@@ -186,6 +186,32 @@ class System:
         mask = (e["projection"] == projection) & (e["receptor"] == first)
         return e["source"][mask], e["target"][mask], e["distance"][mask].astype(float)
 
+    def connection_probability(self, projection: str, bins: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Measured connection probability of ``projection`` against distance.
+
+        Returns
+        -------
+        centres : ndarray
+            Bin centres in µm, up to the kernel's cutoff distance.
+        probability : ndarray
+            Connected pairs / candidate pairs (no self-pairs) in each bin (NaN where empty).
+        candidates : ndarray
+            Number of candidate pairs in each bin.
+        """
+        from scipy.spatial import cKDTree
+
+        proj = next(r for r in self.spec.projections if r.name == projection)
+        edges = np.linspace(0.0, proj.kernel.max_distance, bins + 1)
+        source_gids, target_gids = self.gids(proj.source), self.gids(proj.target)
+        pairs = cKDTree(self.coordinates[target_gids]).sparse_distance_matrix(
+            cKDTree(self.coordinates[source_gids]), proj.kernel.max_distance, output_type="ndarray")
+        distance = pairs["v"][target_gids[pairs["i"]] != source_gids[pairs["j"]]]
+        candidates = np.histogram(distance, edges)[0]
+        connected = np.histogram(self.connections(projection)[2], edges)[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            probability = np.where(candidates > 0, connected / candidates, np.nan)
+        return (edges[:-1] + edges[1:]) / 2, probability, candidates
+
     # -- MEA -----------------------------------------------------------------------------
     @cached_property
     def electrodes(self) -> np.ndarray:

@@ -81,7 +81,13 @@ def load_document(path: Path) -> Document:
         doc.data = None
         return doc
     constructor = yaml.SafeLoader("")
-    doc.data = _construct(node, (), doc, constructor)
+    try:
+        doc.data = _construct(node, (), doc, constructor)
+    except yaml.YAMLError as err:  # e.g. a tag asking for a Python object: specs are data only
+        mark = getattr(err, "problem_mark", None)
+        doc.data = None
+        doc.problems.append(Problem(doc.name, mark.line + 1 if mark else None, "",
+                                    f"not valid YAML: {getattr(err, 'problem', None) or err}"))
     return doc
 
 

@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` (main job) and `make test` (the test suite).
+# Both create .venv/ at the repository root and install livn with everything it needs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.livn-installed
+
+.PHONY: run test test-fast benchmark clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"livn needs Python 3.11, found {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Main job: build the default system (EI2) into out/EI2, summarise it, draw it.
+run: $(STAMP)
+	$(BIN)/livn build EI2 -o out/EI2
+	$(BIN)/livn inspect out/EI2 --plot out/EI2.png
+
+# Everything, slow tests included (what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/build.py
+
+clean:
+	rm -rf out

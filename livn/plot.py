@@ -1,0 +1,50 @@
+"""Pictures of a circuit for a person to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .system import System  # noqa: E402
+
+
+def plot_circuit(system: System, path: Path) -> Path:
+    """Draw the culture (cells, electrodes, recording radii) and connection probability
+    against distance (measured vs the spec's kernel) into a PNG at ``path``."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
+    colours = {"excitatory": "tab:red", "inhibitory": "tab:blue"}
+    for p in system.spec.populations:
+        xy = system.coordinates[system.gids(p.name)]
+        left.scatter(xy[:, 0], xy[:, 1], s=max(2, 400 / np.sqrt(system.num_neurons)),
+                     c=colours.get(p.role, "k"), label=f"{p.name} ({p.count})", alpha=0.8)
+    mea = system.spec.mea
+    for x, y, _ in system.electrodes:
+        left.add_patch(plt.Circle((x, y), mea.recording_radius, fill=False, color="0.6", lw=0.6))
+    left.scatter(system.electrodes[:, 0], system.electrodes[:, 1], marker="s", s=12, c="k",
+                 label=f"electrodes ({system.num_channels})")
+    w, h = system.spec.size
+    left.set(xlim=(0, w), ylim=(0, h), aspect="equal", xlabel="x (µm)", ylabel="y (µm)",
+             title=f"{system.name}: {system.num_neurons} neurons on a {mea.grid[0]}×{mea.grid[1]} MEA")
+    left.legend(loc="upper right", fontsize=8, framealpha=0.9)
+
+    for proj in system.spec.projections:
+        centres, probability, _ = system.connection_probability(proj.name)
+        right.plot(centres, probability, "o", ms=4, label=f"{proj.name} measured")
+    kernel = system.spec.projections[0].kernel
+    d = np.linspace(0, kernel.max_distance * 1.05, 200)
+    right.plot(d, kernel.probability(d), "k-", lw=1.5,
+               label=f"kernel: p_max {kernel.p_max:g}, σ {kernel.sigma:g} µm, cutoff {kernel.cutoff:g}")
+    right.set(xlabel="soma distance (µm)", ylabel="connection probability", ylim=(0, 1),
+              title="Connectivity against distance")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

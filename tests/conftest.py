@@ -1,0 +1,60 @@
+"""Shared fixtures: the shipped specs, copies a test may edit, and built circuits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from livn.resources import resource_dir
+
+LIVN = str(Path(sys.executable).parent / "livn")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Predefined systems build into a per-session cache, never the user's."""
+    monkeypatch.setenv("LIVN_CACHE", str(tmp_path_factory.getbasetemp() / "livn-cache"))
+
+
+@pytest.fixture
+def spec_copy(tmp_path):
+    """A writable copy of specs/; returns a function (name, edit) -> path of the edited spec.
+
+    ``edit`` maps the YAML text to new text (plain string surgery, so lines stay meaningful).
+    """
+    folder = tmp_path / "specs"
+    shutil.copytree(resource_dir("specs"), folder)
+
+    def make(name: str = "EI2", edit=None) -> Path:
+        path = folder / f"{name}.yaml"
+        if edit is not None:
+            text = path.read_text()
+            new = edit(text)
+            assert new != text, "the edit changed nothing"
+            path.write_text(new)
+        return path
+
+    make.folder = folder
+    return make
+
+
+@pytest.fixture(scope="session")
+def circuits(tmp_path_factory):
+    """EI1, EI2 and EI3 built once per session from the shipped specs: name -> circuit path."""
+    from livn.build import build_circuit
+    from livn.resources import spec_path
+    from livn.spec import load_spec
+
+    root = tmp_path_factory.mktemp("circuits")
+    return {name: build_circuit(load_spec(spec_path(name)), root / name) for name in ("EI1", "EI2", "EI3")}
+
+
+def run_livn(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """Run the ``livn`` command as a user would."""
+    return subprocess.run([LIVN, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=300)
