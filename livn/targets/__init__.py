@@ -1,0 +1,1 @@
+"""Simulator targets: translations of the same NeuroML models and SONATA circuit."""
