@@ -18,7 +18,7 @@ from .morphology import neuroml_to_swc
 from .placement import place
 
 #: bumped whenever the circuit layout or the build algorithm changes (invalidates caches)
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 
 NETWORK_DIR = "network"
 COMPONENTS_DIR = "components"
@@ -74,7 +74,7 @@ def build_circuit(spec: SystemSpec, output: Path) -> Path:
 
     Deterministic: the same spec (and seed) gives identical datasets.
     """
-    positions = place(spec)
+    positions, rotation = place(spec)
     connections = [connect(spec, positions, projection) for projection in spec.projections]
     electrodes = electrode_positions(spec.mea, spec.size)
 
@@ -91,7 +91,7 @@ def build_circuit(spec: SystemSpec, output: Path) -> Path:
             receptor = spec.receptor(receptor_name)
             type_id = 100 + len(edge_types)
             edge_types.append(sonata.EdgeType(type_id, c.projection.name, receptor.name, receptor.component_id,
-                                              receptor.model.name, c.projection.onto))
+                                              f"{receptor.name}.json", c.projection.onto))
             n = len(c.source)
             sources.append(c.source)
             targets.append(c.target)
@@ -108,7 +108,7 @@ def build_circuit(spec: SystemSpec, output: Path) -> Path:
         network = tmp / NETWORK_DIR
         network.mkdir()
         pop, edge_pop = node_population(spec), edge_population(spec)
-        sonata.write_nodes(network / f"{pop}_nodes.h5", pop, node_type_ids, positions, node_types)
+        sonata.write_nodes(network / f"{pop}_nodes.h5", pop, node_type_ids, positions, rotation, node_types)
         sonata.write_types_csv(network / f"{pop}_node_types.csv", node_types, "node_type_id")
         sonata.write_edges(
             network / f"{edge_pop}_edges.h5", edge_pop, pop, pop, spec.num_neurons,
@@ -126,11 +126,14 @@ def build_circuit(spec: SystemSpec, output: Path) -> Path:
             neuroml_to_swc(p.cell, p.cell_id, morphologies / f"{p.name}.swc")
         sonata.write_electrodes(tmp / MEA_DIR, electrodes)
         base = spec.base_directory
+        synaptic_models = tmp / COMPONENTS_DIR / "synaptic_models"
+        for receptor in spec.receptors:
+            sonata.write_synapse_parameters(synaptic_models / f"{receptor.name}.json", receptor,
+                                            os.path.relpath(receptor.model, base / "synaptic_models"))
         cells_dir = {p.cell.parent.relative_to(base).as_posix() for p in spec.populations}
-        synapse_dir = {r.model.parent.relative_to(base).as_posix() for r in spec.receptors}
         components = {"morphologies_dir": "$COMPONENTS_DIR/morphologies",
                       "biophysical_neuron_models_dir": f"$COMPONENTS_DIR/{min(cells_dir)}",
-                      "synaptic_models_dir": f"$COMPONENTS_DIR/{min(synapse_dir)}"}
+                      "synaptic_models_dir": "$COMPONENTS_DIR/synaptic_models"}
         sonata.write_circuit_config(
             tmp / "circuit_config.json", f"{pop}_nodes.h5", f"{pop}_node_types.csv", pop,
             f"{edge_pop}_edges.h5", f"{edge_pop}_edge_types.csv", edge_pop, components,

@@ -56,10 +56,10 @@ def _strings(group: h5py.Group, name: str, values) -> None:
 
 
 def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, positions: np.ndarray,
-                types: list[NodeType]) -> None:
+                rotation: np.ndarray, types: list[NodeType]) -> None:
     """Write ``/nodes/<population>`` with one group (0) holding every per-node attribute.
 
-    Positions in µm.
+    Positions in µm; ``rotation_angle_zaxis`` in radians (SONATA's name).
     """
     by_id = {t.node_type_id: t for t in types}
     n = len(node_type_ids)
@@ -74,6 +74,8 @@ def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, position
         for axis, name in enumerate("xyz"):
             group.create_dataset(name, data=positions[:, axis].astype(np.float32))
             group[name].attrs["units"] = "um"
+        group.create_dataset("rotation_angle_zaxis", data=rotation.astype(np.float32))
+        group["rotation_angle_zaxis"].attrs["units"] = "radian"
         for field in ("model_type", "model_template", "morphology", "pop_name", "ei"):
             _strings(group, field, [getattr(by_id[t], field) for t in node_type_ids])
         group.create_group("dynamics_params")
@@ -137,6 +139,15 @@ def write_circuit_config(path: Path, nodes_file: str, node_types_file: str, node
         **extra,
     }
     path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def write_synapse_parameters(path: Path, receptor, neuroml: str) -> None:
+    """BMTK-style dynamics_params JSON of a receptor: Exp2Syn kinetics (ms, mV) and, as the
+    source of truth, the NeuroML file and component they were read from."""
+    tau_rise, tau_decay, erev = receptor.kinetics
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"level_of_detail": "exp2syn", "tau1": tau_rise, "tau2": tau_decay, "erev": erev,
+                                "neuroml": neuroml, "component": receptor.component_id}, indent=2) + "\n")
 
 
 def write_electrodes(directory: Path, electrodes: np.ndarray) -> None:

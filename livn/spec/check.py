@@ -195,16 +195,30 @@ class _Meaning:
         out = {}
         for name in data if isinstance(data, dict) else []:
             path, info = self.neuroml_file(("receptors", name, "model"), "synapse model")
-            component = None
+            component, kinetics = None, ()
             if info is not None:
                 if len(info.synapses) != 1:
                     self.error(("receptors", name, "model"),
                                f"expected the file to define exactly one synapse, found {len(info.synapses)}")
                 else:
                     component = info.synapses[0]
+                    kinetics = self._kinetics(("receptors", name, "model"), info.synapse_attributes[component])
             g = self.quantity(("receptors", name, "unit_conductance"), "conductance", positive=True)
-            out[name] = Receptor(name, path, component, g)
+            out[name] = Receptor(name, path, component, g, kinetics)
         return out
+
+    def _kinetics(self, key, attributes: dict) -> tuple:
+        """(tau_rise ms, tau_decay ms, erev mV) of a NeuroML synapse element."""
+        values = []
+        for attribute, dimension, default in (("tauRise", "time", "0ms"), ("tauDecay", "time", None),
+                                              ("erev", "voltage", None)):
+            text = attributes.get(attribute, default)
+            try:
+                values.append(parse_quantity(text, dimension))
+            except UnitError as err:
+                self.error(key, f"synapse {attributes.get('id')!r} attribute {attribute}: {err}")
+                return ()
+        return tuple(values)
 
     def kernel(self, key) -> GaussianKernel | None:
         if self.get(*key) is None or not self.ok(key):

@@ -47,12 +47,17 @@ class Population:
 
 @dataclass(frozen=True)
 class Receptor:
-    """A synaptic receptor: its NeuroML2 model and the conductance (µS) of weight 1."""
+    """A synaptic receptor: its NeuroML2 model and the conductance (µS) of weight 1.
+
+    ``kinetics`` holds (tau_rise ms, tau_decay ms, erev mV) read from the NeuroML element,
+    for tools that want them without a NeuroML reader (BMTK's edge dynamics_params).
+    """
 
     name: str
     model: Path
     component_id: str
     unit_conductance: float
+    kinetics: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class NeuroMLFile:
     path: Path
     cells: dict = field(default_factory=dict)          # cell id -> set of segment group ids
     synapses: list = field(default_factory=list)       # synapse component ids
+    synapse_attributes: dict = field(default_factory=dict)  # synapse id -> {attribute: raw text}
     component_types: list = field(default_factory=list)
     includes: list = field(default_factory=list)       # resolved paths of <include href>
 
@@ -76,6 +77,7 @@ def read_neuroml(path: Path, problems: list, seen: dict) -> NeuroMLFile | None:
             info.cells[element.get("id")] = groups
         elif tag in SYNAPSE_ELEMENTS:
             info.synapses.append(element.get("id"))
+            info.synapse_attributes[element.get("id")] = dict(element.attrib, type=tag)
         elif tag == "ComponentType":
             info.component_types.append(element.get("name"))
     return info

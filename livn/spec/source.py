@@ -91,8 +91,17 @@ def load_document(path: Path) -> Document:
     return doc
 
 
+#: YAML's core tags; any other tag (e.g. !!python/object) is refused: specs are data only
+_CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq",
+                                                  "timestamp", "merge", "binary")}
+
+
 def _construct(node: yaml.Node, key: PathKey, doc: Document, constructor: yaml.SafeLoader) -> Any:
     doc.lines[key] = node.start_mark.line + 1
+    if node.tag not in _CORE_TAGS:
+        doc.problems.append(Problem(doc.name, node.start_mark.line + 1, dotted(key),
+                                    f"not valid YAML for a spec: tag {node.tag!r} is not allowed (specs are data only)"))
+        return None
     if isinstance(node, yaml.MappingNode):
         constructor.flatten_mapping(node)  # YAML merge keys (<<)
         out: dict = {}
