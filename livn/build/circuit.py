@@ -34,15 +34,15 @@ def edge_population(spec: SystemSpec) -> str:
 
 
 @contextmanager
-def atomic_directory(output: Path):
+def atomic_directory(output: Path, marker: str = "circuit_config.json"):
     """Yield a temporary directory beside ``output``; on success it replaces ``output``.
 
     On any error the temporary directory is removed and ``output`` is left as it was. An
-    existing ``output`` is replaced only if it is empty or a circuit (has circuit_config.json).
+    existing ``output`` is replaced only if it is empty or holds ``marker`` (it is one of ours).
     """
     output = Path(output).absolute()
-    if output.exists() and any(output.iterdir()) and not (output / "circuit_config.json").is_file():
-        raise FileExistsError(f"{output} exists and is not a livn circuit; refusing to replace it")
+    if output.exists() and any(output.iterdir()) and not (output / marker).is_file():
+        raise FileExistsError(f"{output} exists and is not a livn output (no {marker}); refusing to replace it")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()

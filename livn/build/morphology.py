@@ -23,13 +23,23 @@ def neuroml_to_swc(nml: Path, cell_id: str, swc: Path) -> None:
     """
     root = etree.parse(str(nml)).getroot()
     cell = next(e for e in root.iter() if _local(e.tag) == "cell" and e.get("id") == cell_id)
+    groups = {g.get("id"): g for g in cell.iter() if _local(g.tag) == "segmentGroup"}
+
+    def members(group_id: str, seen=()) -> set:
+        """Segments of a group, following <include segmentGroup=...>."""
+        out = set()
+        for child in groups[group_id]:
+            if _local(child.tag) == "member":
+                out.add(int(child.get("segment")))
+            elif _local(child.tag) == "include" and child.get("segmentGroup") not in seen:
+                out |= members(child.get("segmentGroup"), seen + (group_id,))
+        return out
+
     segment_type = {}
-    for group in (e for e in cell.iter() if _local(e.tag) == "segmentGroup"):
-        kind = _SWC_TYPES.get(group.get("id"))
-        if kind is None:
-            continue
-        for member in (m for m in group if _local(m.tag) == "member"):
-            segment_type[int(member.get("segment"))] = kind
+    for group_id, kind in _SWC_TYPES.items():
+        if group_id in groups:
+            for segment in members(group_id):
+                segment_type[segment] = kind
     lines, distal_point, next_id = [], {}, 1
     for segment in (e for e in cell.iter() if _local(e.tag) == "segment"):
         sid = int(segment.get("id"))

@@ -242,7 +242,6 @@ def read_cell(path: Path, cell_id: str) -> Cell:
     doc = _document(str(Path(path).resolve()))
     cell = next(c for c in doc.cells if c.id == cell_id)
     segments = {s.id: s for s in cell.morphology.segments}
-    groups = {g.id: [m.segments for m in g.members] for g in cell.morphology.segment_groups}
     bio = cell.biophysical_properties
     membrane = bio.membrane_properties
     densities = []
@@ -254,7 +253,7 @@ def read_cell(path: Path, cell_id: str) -> Cell:
         raise UnsupportedNeuroML(f"cell {cell_id!r}: only channelDensity with a fixed erev is supported")
     compartments = []
     for group in ("soma_group", "dendrite_group"):
-        members = groups.get(group, [])
+        members = cell.get_all_segments_in_group(group) if group in {g.id for g in cell.morphology.segment_groups} else []
         if len(members) != 1:
             raise UnsupportedNeuroML(f"cell {cell_id!r}: segment group {group!r} must hold exactly one segment, found {len(members)}")
         seg = segments[members[0]]
