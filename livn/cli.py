@@ -109,6 +109,81 @@ def inspect(target, plot) -> None:
         click.echo(f"\npicture: {plot_circuit(system, plot)}")
 
 
+def _system(target: str):
+    """A System from a circuit directory, or a predefined name (built if needed)."""
+    from .system import System, predefined
+
+    path = Path(target)
+    if not path.exists() and target in predefined_names():
+        path = predefined(target)
+    return System(path)
+
+
+@main.command("compile")
+@click.argument("target")
+@click.option("--target", "simulator", type=click.Choice(["brian2"]), default="brian2", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+def compile_(target, simulator, output) -> None:
+    """Compile a circuit (directory or predefined name) into a runnable simulation directory."""
+    from .targets.brian2.compile import compile_brian2
+
+    system = _system(target)
+    path = compile_brian2(system, output)
+    click.echo(f"compiled {system.name} for {simulator} -> {path}\n  run it: python {path / 'run.py'} --duration 1000")
+
+
+@main.command()
+@click.argument("target")
+@click.option("--duration", type=float, default=1000.0, show_default=True, help="Simulated time, ms.")
+@click.option("--backend", type=click.Choice(["brian2"]), default=None, help="Default: $LIVN_BACKEND or brian2.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Folder for spikes.h5 (SONATA spike report) and raster.png (default: out/<system>-run).")
+@click.option("--stimulate", type=float, default=None, metavar="UA",
+              help="Biphasic pulses of this amplitude (µA) on every channel at --pulse-rate Hz.")
+@click.option("--pulse-rate", type=float, default=10.0, show_default=True)
+def run(target, duration, backend, output, stimulate, pulse_rate) -> None:
+    """Simulate a system in-process; write its spike report and a raster a person can look at."""
+    from .env import Env
+    from .io import pulse_train
+    from .measures import branching_ratio, mean_rate
+    from .plot import plot_activity
+    from .targets.brian2.runtime import write_spike_report
+
+    system = _system(target)
+    env = Env(system, backend=backend)
+    env.record_spikes()
+    stimulus = None
+    if stimulate is not None:
+        stimulus = pulse_train(duration, range(system.num_channels), system.num_channels, stimulate, pulse_rate, dt=env.dt)
+    start = time.perf_counter()
+    it, t, *_ = env.run(duration, stimulus=stimulus)
+    wall = time.perf_counter() - start
+    output = output or Path("out") / f"{system.name}-run"
+    output.mkdir(parents=True, exist_ok=True)
+    write_spike_report(output / "spikes.h5", system.name, it, t)
+    picture = plot_activity(system, it, t, output / "raster.png")
+    click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({env.backend})")
+    for p in system.populations:
+        click.echo(f"  {p}: {mean_rate(it, t, system.gids(p), 0, duration):.2f} Hz")
+    click.echo(f"  branching ratio (4 ms bins): {branching_ratio(t, 0, duration):.2f}")
+    click.echo(f"  spikes: {output / 'spikes.h5'}\n  raster: {picture}")
+
+
+@main.command()
+@click.argument("target")
+@click.option("--duration", type=float, default=5500.0, show_default=True, help="ms per protocol")
+@click.option("--transient", type=float, default=500.0, show_default=True, help="ms discarded")
+@click.option("--backend", type=click.Choice(["brian2"]), default=None)
+def dynamics(target, duration, transient, backend) -> None:
+    """Measure spontaneous and stimulated rates and the branching ratio of a system's defaults."""
+    from .env import Env
+    from .protocols import measure
+
+    system = _system(target)
+    click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters")
+    click.echo(measure(Env(system, backend=backend), duration, transient).report())
+
+
 @main.group()
 def systems() -> None:
     """Predefined systems and tools for custom ones."""

@@ -48,3 +48,31 @@ def plot_circuit(system: System, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_activity(system: System, it: np.ndarray, t: np.ndarray, path: Path, title: str = "") -> Path:
+    """Raster by population, population rate, and spike counts per MEA channel, as a PNG."""
+    from .io import channel_spikes
+
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=False, gridspec_kw={"height_ratios": [3, 1, 2]})
+    raster, rate, channels = axes
+    colours = {"excitatory": "tab:red", "inhibitory": "tab:blue"}
+    duration = max(float(t.max()) if len(t) else 0.0, 1.0)
+    for p in system.spec.populations:
+        mask = np.isin(it, system.gids(p.name))
+        raster.plot(t[mask], it[mask], "|", ms=2, color=colours.get(p.role, "k"), label=f"{p.name} ({mask.sum()} spikes)")
+    raster.set(ylabel="gid", xlim=(0, duration), title=title or f"{system.name}: {len(it)} spikes")
+    raster.legend(loc="upper right", fontsize=8)
+    bins = np.arange(0, duration + 5, 5.0)
+    rate.plot(bins[:-1], np.histogram(t, bins)[0] / (system.num_neurons * 0.005), color="k", lw=0.8)
+    rate.set(ylabel="rate (Hz)", xlabel="time (ms)", xlim=(0, duration))
+    per_channel = channel_spikes(it, t, system.channel_members)
+    for channel, times in enumerate(per_channel):
+        channels.plot(times, np.full(len(times), channel), "|", ms=3, color="0.2")
+    channels.set(ylabel="MEA channel", xlabel="time (ms)", xlim=(0, duration), ylim=(-0.5, len(per_channel) - 0.5))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,60 @@
+"""The protocols that define a system's dynamics figures (what tuning aims at).
+
+Spontaneous: no stimulus, noise only. Stimulated: biphasic, cathodic-first pulses
+(0.2 ms per phase, 0.05 ms gap) of ``STIMULUS_AMPLITUDE`` µA on every MEA channel at
+``STIMULUS_RATE`` Hz. Both are measured after a transient; the branching ratio comes from
+the spontaneous run with 4 ms bins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .io import pulse_train
+from .measures import BRANCHING_BIN, branching_ratio, mean_rate
+
+STIMULUS_AMPLITUDE = 20.0  # µA per channel
+STIMULUS_RATE = 10.0  # Hz
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """Measured figures: rates in Hz per population and overall, branching ratio."""
+
+    spontaneous: dict
+    stimulated: dict
+    branching_ratio: float
+    duration: float
+    transient: float
+
+    def report(self) -> str:
+        def rates(d):
+            return ", ".join(f"{k} {v:.2f} Hz" for k, v in d.items())
+        return (f"spontaneous mean rate: {rates(self.spontaneous)}\n"
+                f"stimulated mean rate:  {rates(self.stimulated)}  ({STIMULUS_AMPLITUDE:g} uA biphasic pulses "
+                f"on every channel at {STIMULUS_RATE:g} Hz)\n"
+                f"branching ratio:       {self.branching_ratio:.2f}  (spontaneous, {BRANCHING_BIN:g} ms bins)\n"
+                f"measured over {self.duration - self.transient:g} ms after a {self.transient:g} ms transient")
+
+
+def _rates(env, it, t, start, stop) -> dict:
+    system = env.system
+    out = {p: mean_rate(it, t, system.gids(p), start, stop) for p in system.populations}
+    out["all"] = mean_rate(it, t, system.gids(), start, stop)
+    return out
+
+
+def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: float = STIMULUS_AMPLITUDE,
+            rate: float = STIMULUS_RATE) -> Dynamics:
+    """Run both protocols on ``env`` (cleared before each; recording spikes) and measure."""
+    env.record_spikes()
+    env.clear()
+    it, t, *_ = env.run(duration)
+    spontaneous = _rates(env, it, t, transient, duration)
+    ratio = branching_ratio(t, transient, duration)
+    env.clear()
+    n = env.system.num_channels
+    it, t, *_ = env.run(duration, stimulus=pulse_train(duration, range(n), n, amplitude, rate, dt=env.dt))
+    stimulated = _rates(env, it, t, transient, duration)
+    env.clear()
+    return Dynamics(spontaneous, stimulated, ratio, duration, transient)
