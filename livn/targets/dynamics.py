@@ -13,13 +13,16 @@ Supported NeuroML2 subset (what livn's specs use; anything else is a clear error
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from neuroml.loaders import read_neuroml2_file
-from pyneuroml.pynml import get_value_in_si
+logging.getLogger("numexpr").setLevel(logging.WARNING)  # pyNeuroML's import logs numexpr's thread count
+
+from neuroml.loaders import read_neuroml2_file  # noqa: E402
+from pyneuroml.pynml import get_value_in_si  # noqa: E402
 
 
 class UnsupportedNeuroML(ValueError):

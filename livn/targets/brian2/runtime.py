@@ -9,16 +9,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import warnings
 from pathlib import Path
 
-# brian2 2.9 calls pyparsing APIs that pyparsing 3.2 deprecates, once per equation parsed
-warnings.filterwarnings("ignore", message=".*deprecated.*", module="brian2")
-warnings.filterwarnings("ignore", message=".*deprecated.*", module="pyparsing")
-
-import brian2 as b2  # noqa: E402
-import h5py  # noqa: E402
-import numpy as np  # noqa: E402
+import brian2 as b2
+import h5py
+import numpy as np
 
 
 def _expand(config: dict, base: Path, value: str) -> Path:
