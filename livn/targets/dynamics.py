@@ -30,7 +30,12 @@ class UnsupportedNeuroML(ValueError):
 
 
 def si(value: str) -> float:
-    return float(get_value_in_si(value))
+    """A NeuroML quantity in SI units, rounded to 12 significant digits (drops conversion noise)."""
+    return float(f"{float(get_value_in_si(value)):.12g}")
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.12g}")
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ def _rate(element, variable: bool = False) -> Rate | None:
     if element is None:
         return None
     rate = float(element.rate) if variable else si(element.rate) * 1e-3  # 1/s -> 1/ms
-    return Rate(element.type, rate, si(element.midpoint) * 1e3, si(element.scale) * 1e3)
+    return Rate(element.type, _round(rate), _round(si(element.midpoint) * 1e3), _round(si(element.scale) * 1e3))
 
 
 def _gate(g, kind: str | None = None) -> Gate:

@@ -1,0 +1,101 @@
+"""The Brian2 target: equations come from the NeuroML files; compiled directories run alone."""
+
+import ast
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from livn.resources import resource_dir
+from livn.spec import load_spec
+from livn.system import System, predefined
+from livn.targets.brian2.cell import current_clamp
+from livn.targets.brian2.translate import translate
+from livn.targets.dynamics import read_cell
+
+from conftest import run_livn
+
+
+def test_equations_carry_the_neuroml_numbers():
+    model = translate(load_spec(resource_dir("specs") / "EI2.yaml"))
+    exc = model["populations"]["EXC"]["equations"]
+    assert "dv_soma/dt" in exc and "dv_dend/dt" in exc
+    assert "m_Na_RS_soma" in exc and "n_Km_dend" in exc
+    assert "0.009/exprel" in exc  # Km: HHExpLinearRate rate 0.009/ms (km.mod, Mainen & Sejnowski 1996)
+    assert "exp(-(v_dend/mV)/16.13)" in exc  # NMDA Jahr–Stevens block on the dendrite
+    inh = model["populations"]["INH"]["equations"]
+    assert "5.0*(" in inh  # Wang–Buzsáki phi = 5 as q10Fixed
+    assert model["receptors"]["NMDA"]["tau_rise"] == pytest.approx(2.0)
+
+
+def test_changing_a_rate_constant_in_the_neuroml_changes_the_simulation(tmp_path):
+    specs = tmp_path / "specs"
+    shutil.copytree(resource_dir("specs"), specs)
+    original = read_cell(specs / "cells" / "EXC.cell.nml", "EXC")
+    channel = specs / "channels" / "Km.channel.nml"
+    channel.write_text(channel.read_text().replace('rate="0.009per_ms"', 'rate="0.09per_ms"', 1))
+    from livn.targets import dynamics
+    dynamics._document.cache_clear()
+    edited = read_cell(specs / "cells" / "EXC.cell.nml", "EXC")
+    before = current_clamp(original, 0.6, 50, 500, 600)[2]
+    after = current_clamp(edited, 0.6, 50, 500, 600)[2]
+    assert len(before) > 3
+    assert len(after) < len(before), "a ten times larger M-current opening rate adapts more"
+
+
+@pytest.mark.parametrize("cell_id, rheobase", [("EXC", (0.1, 0.5)), ("INH", (0.01, 0.2))])
+def test_cells_rest_quietly_and_fire_above_rheobase(cell_id, rheobase):
+    cell = read_cell(resource_dir("specs") / "cells" / f"{cell_id}.cell.nml", cell_id)
+    t, v, spikes = current_clamp(cell, 0.0, 50, 500, 600)
+    assert len(spikes) == 0 and abs(v[-1] - cell.v_init) < 1.0
+    low, high = rheobase
+    assert len(current_clamp(cell, low, 50, 500, 600)[2]) == 0
+    assert len(current_clamp(cell, high, 50, 500, 600)[2]) >= 2
+
+
+def test_compiled_directory_runs_without_livn(tmp_path):
+    out = tmp_path / "EI2-brian2"
+    result = run_livn("compile", "EI2", "--target", "brian2", "-o", out)
+    assert result.returncode == 0, result.stderr
+    for name in ("model.json", "runtime.py", "run.py"):
+        assert (out / name).is_file()
+    imported = {node.names[0].name.split(".")[0] for node in ast.walk(ast.parse((out / "runtime.py").read_text()))
+                if isinstance(node, ast.Import)}
+    imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse((out / "runtime.py").read_text()))
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert "livn" not in imported
+    # run it with livn made unimportable
+    script = textwrap.dedent(f"""
+        import runpy, sys
+        sys.modules["livn"] = None
+        sys.argv = ["run.py", "--duration", "300", "--output", {str(tmp_path / 'spikes.h5')!r}]
+        sys.path.insert(0, {str(out)!r})
+        runpy.run_path({str(out / 'run.py')!r}, run_name="__main__")
+    """)
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    with h5py.File(tmp_path / "spikes.h5") as h5:
+        times = h5["spikes/EI2/timestamps"][:]
+        ids = h5["spikes/EI2/node_ids"][:]
+    assert np.all(np.diff(times) >= 0) and np.all(times < 300) and np.all(ids < 100)
+    assert f"{len(times)} spikes" in ran.stdout
+
+
+def test_codegen_cache_makes_a_second_process_fast(tmp_path):
+    """The first construction compiles; a new process reuses the cache (seconds, not a minute)."""
+    script = textwrap.dedent("""
+        import time
+        from livn import make
+        start = time.perf_counter()
+        env = make("EI2")
+        env.run(10)
+        print(time.perf_counter() - start)
+    """)
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-2000:]
+    assert float(runs[1].stdout.split()[-1]) < 20.0
