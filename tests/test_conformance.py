@@ -1,0 +1,55 @@
+"""Second opinion on the Brian2 translation: the same NeuroML cells simulated by NEURON through
+jNeuroML's own export (``pynml -neuron``), integrated accurately (CVODE, tolerance 1e-7).
+
+Brian2 runs at the networks' method and step (RK4, dt = 0.025 ms). Criterion: for every
+current step, the same number of spikes and every spike time within 1 ms over 1 s.
+"""
+
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from livn.resources import resource_dir
+from livn.targets.brian2.cell import current_clamp
+from livn.targets.dynamics import read_cell
+
+from test_models import PYNML, STEP_AMPS, STEP_OFF, STEP_ON, VENV_BIN, _scratch
+
+
+def neuron_cvode_spikes(cell_id: str, root) -> dict:
+    """Spike times (ms) per step amplitude, from jNeuroML's NEURON export run with CVODE."""
+    run_dir = _scratch(root / cell_id)
+    env = dict(os.environ, NEURON_HOME=str(VENV_BIN.parent), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    lems = f"LEMS_{cell_id}_step.xml"
+    exported = subprocess.run([str(PYNML), lems, "-neuron", "-nogui"], cwd=run_dir, env=env,
+                              capture_output=True, text=True, timeout=600)
+    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
+    script = run_dir / f"LEMS_{cell_id}_step_nrn.py"
+    text, n = re.subn(r"(ns = NeuronSimulation\(.*)abs_tol=None, rel_tol=None\)", r"\1abs_tol=1e-7, rel_tol=1e-7)",
+                      script.read_text())
+    assert n == 1, "jNeuroML's export changed: cannot switch it to CVODE"
+    script.write_text(text)
+    for command in (["nrnivmodl"], [str(VENV_BIN / "python"), script.name, "-nogui"]):
+        done = subprocess.run(command, cwd=run_dir, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    spikes = np.loadtxt(run_dir / f"{cell_id}_step.spikes", ndmin=2)
+    return {amp: np.sort(spikes[spikes[:, 0] == k, 1] * 1e3) for k, amp in enumerate(STEP_AMPS[cell_id])}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell_id", ["EXC", "INH"])
+def test_brian2_matches_neuron_on_current_steps(cell_id, tmp_path):
+    reference = neuron_cvode_spikes(cell_id, tmp_path)
+    cell = read_cell(resource_dir("specs") / "cells" / f"{cell_id}.cell.nml", cell_id)
+    spiking = 0
+    for amp, expected in reference.items():
+        got = current_clamp(cell, amp, STEP_ON, STEP_OFF - STEP_ON, 1200.0, dt=0.025, codegen="cython")[2]
+        assert len(got) == len(expected), f"{cell_id} {amp} nA: Brian2 {len(got)} spikes, NEURON {len(expected)}"
+        if len(got):
+            spiking += 1
+            assert np.abs(got - expected).max() < 1.0, f"{cell_id} {amp} nA: spike times differ by " \
+                                                      f"{np.abs(got - expected).max():.3f} ms"
+    assert spiking >= 3, "the comparison must cover spiking steps"
