@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Main job: build the default system (EI2) into out/EI2, summarise it, draw it.
+# Main job: build the default system (EI2) into out/EI2, summarise and draw it, then simulate
+# 2 s of spontaneous activity with Brian2: out/EI2-run/{spikes.h5, raster.png}.
 run: $(STAMP)
 	$(BIN)/livn build EI2 -o out/EI2
 	$(BIN)/livn inspect out/EI2 --plot out/EI2.png
+	$(BIN)/livn run out/EI2 --duration 2000 -o out/EI2-run
 
 # Everything, slow tests included (what CI runs).
 test: $(STAMP)
@@ -28,6 +30,7 @@ test-fast: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/build.py
+	$(BIN)/python benchmarks/simulate_brian2.py
 
 clean:
 	rm -rf out
