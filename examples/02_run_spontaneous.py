@@ -11,4 +11,4 @@ env.record_voltage()
 it, t, iv, v, *_ = env.run(1000)  # ms
 print(f"{len(it)} spikes; EXC {mean_rate(it, t, env.system.gids('EXC'), 0, 1000):.1f} Hz, "
       f"INH {mean_rate(it, t, env.system.gids('INH'), 0, 1000):.1f} Hz; voltages {v.shape} (mV)")
-print("raster:", plot_activity(env.system, it, t, "out/examples/spontaneous.png"))
+print("raster:", plot_activity(env.system, it, t, "out/examples/spontaneous.png", duration=1000))

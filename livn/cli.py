@@ -161,7 +161,7 @@ def run(target, duration, backend, output, stimulate, pulse_rate) -> None:
     output = output or Path("out") / f"{system.name}-run"
     output.mkdir(parents=True, exist_ok=True)
     write_spike_report(output / "spikes.h5", system.name, it, t)
-    picture = plot_activity(system, it, t, output / "raster.png")
+    picture = plot_activity(system, it, t, output / "raster.png", duration=duration)
     click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({env.backend})")
     for p in system.populations:
         click.echo(f"  {p}: {mean_rate(it, t, system.gids(p), 0, duration):.2f} Hz")

@@ -50,14 +50,19 @@ def plot_circuit(system: System, path: Path) -> Path:
     return path
 
 
-def plot_activity(system: System, it: np.ndarray, t: np.ndarray, path: Path, title: str = "") -> Path:
-    """Raster by population, population rate, and spike counts per MEA channel, as a PNG."""
+def plot_activity(system: System, it: np.ndarray, t: np.ndarray, path: Path, title: str = "",
+                  duration: float | None = None) -> Path:
+    """Raster by population, population rate (5 ms bins) and spikes per MEA channel, as a PNG.
+
+    Times in ms; ``duration`` (ms) sets the time axis (default: the last spike).
+    """
     from .io import channel_spikes
 
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=False, gridspec_kw={"height_ratios": [3, 1, 2]})
     raster, rate, channels = axes
     colours = {"excitatory": "tab:red", "inhibitory": "tab:blue"}
-    duration = max(float(t.max()) if len(t) else 0.0, 1.0)
+    if duration is None:
+        duration = max(float(t.max()) if len(t) else 0.0, 1.0)
     for p in system.spec.populations:
         mask = np.isin(it, system.gids(p.name))
         raster.plot(t[mask], it[mask], "|", ms=2, color=colours.get(p.role, "k"), label=f"{p.name} ({mask.sum()} spikes)")
@@ -70,6 +75,7 @@ def plot_activity(system: System, it: np.ndarray, t: np.ndarray, path: Path, tit
     for channel, times in enumerate(per_channel):
         channels.plot(times, np.full(len(times), channel), "|", ms=3, color="0.2")
     channels.set(ylabel="MEA channel", xlabel="time (ms)", xlim=(0, duration), ylim=(-0.5, len(per_channel) - 0.5))
+    channels.yaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

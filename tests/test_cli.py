@@ -53,3 +53,14 @@ def test_unknown_target_is_an_error(tmp_path):
     result = run_livn("build", "EI9", "-o", tmp_path / "x")
     assert result.returncode == 1 and "predefined systems: EI1, EI2, EI3, EI4" in result.stderr
     assert not Path(tmp_path / "x").exists()
+
+
+def test_run_writes_a_spike_report_and_a_raster(tmp_path):
+    result = run_livn("run", "EI2", "--duration", "300", "-o", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "EI2: 300 ms simulated" in result.stdout and "EXC:" in result.stdout and "branching ratio" in result.stdout
+    import h5py
+    with h5py.File(tmp_path / "run" / "spikes.h5") as h5:
+        times = h5["spikes/EI2/timestamps"][:]
+    assert len(times) == 0 or (times.max() < 300 and (times[1:] >= times[:-1]).all())
+    assert (tmp_path / "run" / "raster.png").read_bytes()[:4] == b"\x89PNG"
