@@ -16,6 +16,57 @@ import h5py
 import numpy as np
 
 
+_MASK = (1 << 64) - 1
+_CYTHON_NORMAL = """
+cdef inline unsigned long long _livn_mix(unsigned long long x):
+    x = x + 0x9E3779B97F4A7C15ULL
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL
+    return x ^ (x >> 31)
+
+cdef double gid_normal(int gid, int stream, int step):
+    cdef unsigned long long key = _livn_mix(_livn_mix(_livn_mix(%(seed)dULL) ^ <unsigned long long>gid)
+                                            ^ <unsigned long long>stream)
+    cdef unsigned long long a = _livn_mix(key ^ (<unsigned long long>step << 1))
+    cdef unsigned long long b = _livn_mix(key ^ ((<unsigned long long>step << 1) | 1ULL))
+    cdef double u1 = 1.0 - (a >> 11) * 1.1102230246251565e-16
+    cdef double u2 = (b >> 11) * 1.1102230246251565e-16
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)
+"""
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def gid_normal_function(seed: int) -> b2.Function:
+    """A Brian2 function ``gid_normal(gid, stream, step)``: a standard normal number that
+    depends only on (seed, gid, stream, step) — a counter-based stream per cell, so a cell's
+    noise does not depend on the other cells or on the order of evaluation."""
+    seed = int(seed) & _MASK
+
+    def numpy_normal(gid, stream, step):
+        gid, stream, step = (np.asarray(a, dtype=np.int64).astype(np.uint64) for a in (gid, stream, step))
+        key = _mix(_mix(_mix(np.uint64(seed)) ^ gid) ^ stream)
+        one = np.uint64(1)
+        a = _mix(key ^ (step << one))
+        b = _mix(key ^ ((step << one) | one))
+        u1 = 1.0 - (a >> np.uint64(11)).astype(float) * 2.0**-53
+        u2 = (b >> np.uint64(11)).astype(float) * 2.0**-53
+        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+    function = b2.Function(numpy_normal, arg_units=[1, 1, 1], return_unit=1, arg_types=["integer"] * 3,
+                           return_type="float", stateless=True)
+    function.implementations.add_implementation("cython", _CYTHON_NORMAL % {"seed": seed}, name="gid_normal")
+    function.implementations.add_implementation("numpy", numpy_normal, name="gid_normal")
+    return function
+
+
 def _expand(config: dict, base: Path, value: str) -> Path:
     manifest = config.get("manifest", {})
     for _ in range(len(manifest) + 1):
@@ -90,32 +141,35 @@ class Simulation:
         self.set_params(self.params)
         self._start_noise_at_mean()
         self._spike_monitors, self._voltage_monitor, self._voltage_gids = None, None, None
-        self._seed = int(model.get("seed", 0))
         self._runs = 0
-        b2.seed(self._seed)
         self.network.store("initial")
 
     # -- construction --------------------------------------------------------------------
     def _build_groups(self):
         noise = self.model.get("noise")
+        gid_normal = gid_normal_function(self.model.get("seed", 0))
         for name, pop in self.model["populations"].items():
             equations = pop["equations"]
             if noise:
                 for kind in noise:
                     equations += f"\ng0_noise_{kind} : siemens (shared)\nsigma_noise_{kind} : siemens (shared)"
             group = b2.NeuronGroup(pop["count"], equations, threshold=pop["threshold"], refractory=pop["refractory"],
-                                   method="rk4", name=f"population_{name}", namespace={})
+                                   method="rk4", name=f"population_{name}", namespace={"gid_normal": gid_normal})
             for var, value in pop["initial"].items():
                 unit = b2.mV if var.startswith("v_") else (b2.siemens if var[:2] in ("A_", "B_") else 1)
                 setattr(group, var, value * unit)
             if noise:
-                for kind, ou in noise.items():
-                    # exact Ornstein–Uhlenbeck update (Gillespie 1996): stable for any dt
+                # exact Ornstein–Uhlenbeck update (Gillespie 1996), stable for any dt; the normal
+                # numbers come from each cell's own stream keyed by (seed, gid, kind, step)
+                updates = []
+                for stream, (kind, ou) in enumerate(sorted(noise.items())):
                     decay = float(np.exp(-self.dt / ou["tau_ms"]))
                     spread = float(np.sqrt(1 - decay**2))
-                    group.run_regularly(
+                    updates.append(
                         f"g_noise_{kind} = g0_noise_{kind} + (g_noise_{kind} - g0_noise_{kind})*{decay!r} "
-                        f"+ sigma_noise_{kind}*{spread!r}*randn()", when="start", name=f"noise_{kind}_{name}")
+                        f"+ sigma_noise_{kind}*{spread!r}*gid_normal(i + {pop['first_gid']}, {stream}, "
+                        f"int(t/dt + 0.5))")
+                group.run_regularly("\n".join(updates), when="start", name=f"noise_{name}")
             self.groups[name] = group
             self.network.add(group)
 
@@ -311,7 +365,8 @@ class Simulation:
         return it, t, iv, v
 
     def clear(self):
-        """Back to time 0 and the initial state; recordings emptied, noise reseeded."""
+        """Back to time 0 and the initial state; recordings emptied (noise streams are keyed by
+        step, so the same parameters give the same run again)."""
         spikes = self._spike_monitors is not None
         voltage = None
         if self._voltage_monitor is not None:
@@ -321,7 +376,6 @@ class Simulation:
             self.network.remove(*self._spike_monitors.values())
         self._spike_monitors = self._voltage_monitor = None
         self.network.restore("initial")
-        b2.seed(self._seed)
         params, self.params = self.params, dict(self.model["defaults"])
         self.set_params(params)
         self._start_noise_at_mean()
