@@ -110,9 +110,9 @@ def test_noise_streams_are_keyed_by_seed_gid_and_step():
     for target in ("numpy", "cython"):
         b2.prefs.codegen.target = target
         network = b2.Network()
-        group = b2.NeuronGroup(50, "x : 1", namespace={"gid_normal": function})
+        group = b2.NeuronGroup(50, "x : 1", namespace={"gid_normal": function}, dt=0.025 * b2.ms)
         group.run_regularly("x = gid_normal(i + 1000, 1, int(t/dt + 0.5))")
-        monitor = b2.StateMonitor(group, "x", record=True)
+        monitor = b2.StateMonitor(group, "x", record=True, dt=0.025 * b2.ms)
         network.add(group, monitor)
         network.run(1 * b2.ms, namespace={})
         values[target] = np.asarray(monitor.x)
