@@ -13,6 +13,15 @@ import numpy as np  # noqa: E402
 from .system import System  # noqa: E402
 
 
+def _save(fig, path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_circuit(system: System, path: Path) -> Path:
     """Draw the culture (cells, electrodes, recording radii) and connection probability
     against distance (measured vs the spec's kernel) into a PNG at ``path``."""
@@ -42,12 +51,7 @@ def plot_circuit(system: System, path: Path) -> Path:
     right.set(xlabel="soma distance (µm)", ylabel="connection probability", ylim=(0, 1),
               title="Connectivity against distance")
     right.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_activity(system: System, it: np.ndarray, t: np.ndarray, path: Path, title: str = "",
@@ -76,9 +80,4 @@ def plot_activity(system: System, it: np.ndarray, t: np.ndarray, path: Path, tit
         channels.plot(times, np.full(len(times), channel), "|", ms=3, color="0.2")
     channels.set(ylabel="MEA channel", xlabel="time (ms)", xlim=(0, duration), ylim=(-0.5, len(per_channel) - 0.5))
     channels.yaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
