@@ -147,7 +147,7 @@ def run(target, duration, backend, output, stimulate, pulse_rate) -> None:
     from .io import pulse_train
     from .measures import branching_ratio, mean_rate
     from .plot import plot_activity
-    from .targets.brian2.runtime import write_spike_report
+    from .targets.circuit import write_spike_report
 
     system = _system(target)
     env = Env(system, backend=backend)

@@ -61,13 +61,15 @@ def test_compiled_directory_runs_without_livn(tmp_path):
     out = tmp_path / "EI2-brian2"
     result = run_livn("compile", "EI2", "--target", "brian2", "-o", out)
     assert result.returncode == 0, result.stderr
-    for name in ("model.json", "runtime.py", "run.py"):
+    for name in ("model.json", "runtime.py", "circuit.py", "run.py"):
         assert (out / name).is_file()
     imported = {node.names[0].name.split(".")[0] for node in ast.walk(ast.parse((out / "runtime.py").read_text()))
                 if isinstance(node, ast.Import)}
     imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse((out / "runtime.py").read_text()))
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert "livn" not in imported
+    assert "livn" not in {line.split()[1].split(".")[0] for line in (out / "circuit.py").read_text().splitlines()
+                          if line.startswith(("import ", "from "))}
     # run it with livn made unimportable
     script = textwrap.dedent(f"""
         import runpy, sys

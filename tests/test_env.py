@@ -10,7 +10,7 @@ from livn.env import Env
 from livn.io import biphasic_pulse, pulse_train
 from livn.measures import mean_rate
 from livn.system import System, predefined
-from livn.targets.brian2.runtime import write_spike_report
+from livn.targets.circuit import write_spike_report
 
 
 @pytest.fixture(scope="module")

@@ -38,10 +38,11 @@ print(f"{{len(it)}} spikes from {{len(set(it.tolist()))}} of {{simulation.num_ne
 
 
 def compile_brian2(system: System, output: Path) -> Path:
-    """Write ``model.json`` (equations from the NeuroML models), ``runtime.py`` and ``run.py``."""
+    """Write ``model.json`` (equations from the NeuroML models), ``runtime.py``, ``circuit.py``, ``run.py``."""
     model = translate(system.spec)
     with atomic_directory(output, marker="model.json") as tmp:
         (tmp / "model.json").write_text(json.dumps(model, indent=1) + "\n")
         shutil.copy2(Path(__file__).with_name("runtime.py"), tmp / "runtime.py")
+        shutil.copy2(Path(__file__).parent.parent / "circuit.py", tmp / "circuit.py")
         (tmp / "run.py").write_text(RUN_SCRIPT.format(system=system.name, circuit=str(system.directory)))
     return Path(output)

@@ -1,19 +1,22 @@
 """Brian2 simulation of a livn circuit: self-contained (numpy, h5py, brian2; no livn import).
 
-``livn compile --target brian2`` copies this file beside a ``model.json`` and ``run.py``;
-livn's in-process Env uses the same class. Units: ms, mV, µA (electrode currents), µS.
+``livn compile --target brian2`` copies this file and ``circuit.py`` beside a ``model.json``
+and ``run.py``; livn's in-process Env uses the same class. Units: ms, mV, µA (electrode
+currents), µS.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from pathlib import Path
 
 import brian2 as b2
-import h5py
 import numpy as np
+
+try:  # inside livn
+    from ..circuit import Circuit, field_transfer, write_spike_report  # noqa: F401 (re-exported)
+except ImportError:  # a compiled directory: circuit.py sits beside this file
+    from circuit import Circuit, field_transfer, write_spike_report  # noqa: F401
 
 
 _MASK = (1 << 64) - 1
@@ -65,46 +68,6 @@ def gid_normal_function(seed: int) -> b2.Function:
     function.implementations.add_implementation("cython", _CYTHON_NORMAL % {"seed": seed}, name="gid_normal")
     function.implementations.add_implementation("numpy", numpy_normal, name="gid_normal")
     return function
-
-
-def _expand(config: dict, base: Path, value: str) -> Path:
-    manifest = config.get("manifest", {})
-    for _ in range(len(manifest) + 1):
-        for key, replacement in manifest.items():
-            value = value.replace(key, replacement)
-    return (base / value).resolve()
-
-
-class Circuit:
-    """The parts of a SONATA circuit a simulation needs, read with h5py."""
-
-    def __init__(self, path):
-        path = Path(path)
-        config_path = path / "circuit_config.json" if path.is_dir() else path
-        base = config_path.parent
-        config = json.loads(config_path.read_text())
-        nodes = config["networks"]["nodes"][0]
-        edges = config["networks"]["edges"][0]
-        node_pop = next(iter(nodes["populations"]))
-        edge_pop = next(iter(edges["populations"]))
-        with h5py.File(_expand(config, base, nodes["nodes_file"]), "r") as h5:
-            group = h5[f"nodes/{node_pop}/0"]
-            self.positions = np.column_stack([group[a][:] for a in "xyz"]).astype(float)
-            self.rotation = group["rotation_angle_zaxis"][:] if "rotation_angle_zaxis" in group else np.zeros(len(self.positions))
-        with h5py.File(_expand(config, base, edges["edges_file"]), "r") as h5:
-            pop = h5[f"edges/{edge_pop}"]
-            self.source = pop["source_node_id"][:].astype(np.int64)
-            self.target = pop["target_node_id"][:].astype(np.int64)
-            self.edge_type = pop["edge_type_id"][:].astype(np.int64)
-            self.syn_weight = pop["0/syn_weight"][:].astype(float)
-            self.delay = pop["0/delay"][:].astype(float)
-        with open(_expand(config, base, edges["edge_types_file"]), newline="") as handle:
-            self.edge_types = {int(r["edge_type_id"]): r for r in csv.DictReader(handle, delimiter=" ")}
-        livn = config.get("livn", {})
-        electrodes = livn.get("stimulation_electrodes")
-        self.electrodes = (np.loadtxt(_expand(config, base, electrodes), skiprows=1, ndmin=2)[:, :3]
-                           if electrodes else np.zeros((0, 3)))
-        self.node_population = node_pop
 
 
 class Simulation:
@@ -203,27 +166,10 @@ class Simulation:
             self.network.add(syn)
 
     def _field_transfer(self):
-        """Extracellular potential (mV) per µA of each electrode at each compartment:
-        point source in a homogeneous medium, V = ρ I / (4 π r)."""
         c = self.circuit
-        rho = self.model["mea"]["resistivity_ohm_m"]
-        transfer = {}
-        for name, pop in self.model["populations"].items():
-            gids = np.arange(pop["first_gid"], pop["first_gid"] + pop["count"])
-            soma_centre = np.asarray(pop["centres_um"][0])
-            per_compartment = []
-            for centre in pop["centres_um"]:
-                offset = np.asarray(centre) - soma_centre
-                angle = c.rotation[gids]
-                rotated = np.column_stack([offset[0] * np.cos(angle) - offset[1] * np.sin(angle),
-                                           offset[0] * np.sin(angle) + offset[1] * np.cos(angle),
-                                           np.full(len(gids), offset[2])])
-                position = c.positions[gids] + rotated
-                r = np.linalg.norm(position[:, None, :] - c.electrodes[None, :, :], axis=2)  # µm
-                # ρ[Ω·m] · 1 µA / (4π r[µm]) = ρ / (4π r) · 1e-6 A / 1e-6 m = ρ/(4π r) V = 1e3 ρ/(4π r) mV
-                per_compartment.append(1e3 * rho / (4 * np.pi * np.maximum(r, 1.0)))
-            transfer[name] = per_compartment
-        return transfer
+        return {name: field_transfer(c, pop["first_gid"], pop["count"], pop["centres_um"],
+                                     self.model["mea"]["resistivity_ohm_m"])
+                for name, pop in self.model["populations"].items()}
 
     # -- parameters ----------------------------------------------------------------------
     def set_params(self, params: dict):
@@ -383,17 +329,3 @@ class Simulation:
             self.record_spikes()
         if voltage is not None:
             self.record_voltage(*voltage)
-
-
-def write_spike_report(path, node_population: str, gids, times) -> None:
-    """SONATA spike report, sorted by time (ms)."""
-    order = np.lexsort((np.asarray(gids), np.asarray(times)))
-    tmp = Path(str(path) + ".tmp")
-    with h5py.File(tmp, "w") as h5:
-        group = h5.create_group(f"spikes/{node_population}")
-        sorting = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
-        group.attrs.create("sorting", 2, dtype=sorting)
-        group.create_dataset("timestamps", data=np.asarray(times, dtype=float)[order])
-        group["timestamps"].attrs["units"] = "ms"
-        group.create_dataset("node_ids", data=np.asarray(gids, dtype=np.uint64)[order])
-    os.replace(tmp, path)
