@@ -1,0 +1,233 @@
+"""A livn circuit as a NEURON network, distributed over MPI ranks with ParallelContext.
+
+Cells are dealt round-robin by gid (gid % ranks); every connection is a ``gid_connect``
+NetCon onto the target cell's one point process per receptor; the OU noise of a cell draws
+from Random123 streams keyed by (seed, gid, kind). What a cell computes therefore does not
+depend on the number of ranks: spikes are identical on 1, 2 or 3 ranks.
+
+Units: ms, mV, nA, µS, µm; electrode currents µA.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...spec import SystemSpec
+from ..circuit import Circuit, field_transfer
+from ..dynamics import read_cell
+from .cell import NeuronCell, set_integration
+from .nmodl import load_mechanisms, system_mechanisms
+
+#: where "onto" in a spec puts things on livn's two-compartment cells
+ONTO = {"soma": "soma_group", "dendrite": "dendrite_group"}
+NOISE_KINDS = ("excitatory", "inhibitory")
+
+
+def _h():
+    from neuron import h
+
+    h.load_file("stdrun.hoc")
+    return h
+
+
+class Network:
+    """The NEURON network of ``spec`` built from the SONATA circuit at ``circuit``.
+
+    Parameters
+    ----------
+    spec : SystemSpec
+    circuit : path
+        The circuit directory.
+    dt : float
+        Fixed integration step, ms.
+    secondorder : int
+        NEURON's ``secondorder``: 0 backward Euler, 2 Crank–Nicolson.
+    """
+
+    def __init__(self, spec: SystemSpec, circuit, dt: float = 0.025, secondorder: int = 2):
+        h = _h()
+        self.h, self.spec, self.dt = h, spec, dt
+        self.pc = h.ParallelContext()
+        self.rank, self.ranks = int(self.pc.id()), int(self.pc.nhost())
+        self.circuit = Circuit(circuit)
+        self.mechanisms = load_mechanisms(system_mechanisms(spec))
+        set_integration("fixed", dt=dt, secondorder=secondorder)
+        self.cells: dict[int, NeuronCell] = {}
+        self._population_of: dict[int, str] = {}
+        self._build_cells()
+        self._netcons: dict[str, list] = {}
+        self._connect()
+        self.pc.set_maxstep(10)
+        self._spike_times, self._spike_gids = h.Vector(), h.Vector()
+        self.pc.spike_record(-1, self._spike_times, self._spike_gids)
+        self._spikes_read = 0
+        self._transfer = self._field_transfer()
+        self.params = spec.default_params()
+        self.set_params(self.params)
+        self._voltage = None
+        self._initialise()
+
+    # -- construction --------------------------------------------------------------------
+    def _build_cells(self):
+        spec = self.spec
+        receptors_onto = {p.name: {} for p in spec.populations}
+        for proj in spec.projections:
+            for r in proj.receptors:
+                receptors_onto[proj.target][r] = ONTO[proj.onto]
+        for pop in spec.populations:
+            ir = read_cell(pop.cell, pop.cell_id)
+            for gid in pop.gids:
+                if gid % self.ranks != self.rank:
+                    continue
+                cell = NeuronCell(ir, self.mechanisms, gid=gid)
+                for receptor, group in receptors_onto[pop.name].items():
+                    cell.add_synapse(receptor, self.mechanisms.synapse(receptor), group)
+                if spec.noise is not None:
+                    for stream, kind in enumerate(NOISE_KINDS):
+                        ou = getattr(spec.noise, kind)
+                        cell.add_noise(kind, self.mechanisms.noise.name, ONTO[ou.onto], ou.g0, ou.sigma, ou.tau,
+                                       ou.erev, ids=(spec.seed, gid, stream))
+                self.pc.set_gid2node(gid, self.rank)
+                self.pc.cell(gid, cell.spike_detector())
+                self.cells[gid] = cell
+                self._population_of[gid] = pop.name
+
+    def _connect(self):
+        c = self.circuit
+        local = np.zeros(len(c.positions), dtype=bool)
+        local[list(self.cells)] = True
+        for type_id, row in sorted(c.edge_types.items()):
+            mask = (c.edge_type == type_id) & local[c.target]
+            name = f"{row['projection']}.{row['receptor']}"
+            netcons = self._netcons.setdefault(name, [])
+            for source, target, weight, delay in zip(c.source[mask], c.target[mask], c.syn_weight[mask], c.delay[mask]):
+                nc = self.pc.gid_connect(int(source), self.cells[int(target)].synapses[row["receptor"]])
+                nc.weight[0] = weight
+                nc.delay = delay
+                netcons.append((nc, float(weight)))
+
+    def _field_transfer(self):
+        """gid -> (mV per µA of each electrode at the soma, ... at the dendrite)."""
+        out = {}
+        for pop in self.spec.populations:
+            gids = [g for g in pop.gids if g in self.cells]
+            if not gids:
+                continue
+            ir = self.cells[gids[0]].ir
+            centres = [c.centre for c in ir.compartments]
+            per_compartment = field_transfer(self.circuit, pop.first_gid, pop.count, centres, self.spec.mea.resistivity)
+            for gid in gids:
+                out[gid] = [m[gid - pop.first_gid] for m in per_compartment]
+        return out
+
+    def _initialise(self):
+        h = self.h
+        for cell in self.cells.values():
+            for sec in cell.sections.values():
+                sec.v = cell.ir.v_init
+        h.finitialize()  # no argument: every cell starts at its own initMembPotential
+        self._spikes_read = 0
+
+    # -- parameters ----------------------------------------------------------------------
+    def set_params(self, params: dict):
+        """Weights ("SOURCE->TARGET.RECEPTOR", × unit conductance) and noise ("noise.excitatory.g0", µS)."""
+        defaults = self.spec.default_params()
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise KeyError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(defaults))}")
+        for name, value in params.items():
+            self.params[name] = float(value)
+            if name.startswith("noise."):
+                _, kind, field = name.split(".")
+                for cell in self.cells.values():
+                    setattr(cell.noise[kind], field, float(value))
+            else:
+                scale = float(value) / defaults[name] if defaults[name] else 0.0
+                for nc, base in self._netcons.get(name, []):
+                    nc.weight[0] = base * scale
+
+    # -- recording -----------------------------------------------------------------------
+    def record_voltage(self, gids=None, dt: float | None = None):
+        """Record every section's potential of ``gids`` (all if None) every ``dt`` ms."""
+        h = self.h
+        wanted = range(len(self.circuit.positions)) if gids is None else gids
+        self._voltage = {}
+        for gid in wanted:
+            cell = self.cells.get(int(gid))
+            if cell is None:
+                continue
+            vectors = {}
+            for comp in cell.ir.compartments:
+                vec = h.Vector()
+                vec.record(cell.sections[comp.segment_group](0.5)._ref_v, dt or self.dt)
+                vectors[comp.name] = vec
+            self._voltage[int(gid)] = vectors
+        self._voltage_read = 0
+        if self.h.t == 0:
+            self._initialise()  # NEURON starts recording vectors at finitialize
+        else:
+            raise RuntimeError("record_voltage must be called before the first run (or after clear())")
+
+    # -- running -------------------------------------------------------------------------
+    def _apply_field(self, currents):
+        for gid, (soma, dend) in self._transfer.items():
+            cell = self.cells[gid]
+            cell.soma(0.5).e_extracellular = float(soma @ currents)
+            cell.dend(0.5).e_extracellular = float(dend @ currents)
+
+    def run(self, duration: float, stimulus=None):
+        """Advance every rank by ``duration`` ms (collective); stimulus in µA, (samples, channels) at dt.
+
+        Returns (it, t, voltages) gathered on every rank: spike gids and times (ms) of this
+        call sorted by time, and {gid: {section: mV array}} of the recorded cells.
+        """
+        h, pc = self.h, self.pc
+        start = h.t
+        stop = start + duration
+        if stimulus is None:
+            pc.psolve(stop)
+        else:
+            stimulus = np.asarray(stimulus, dtype=float)
+            channels = len(self.circuit.electrodes)
+            if stimulus.ndim != 2 or stimulus.shape[1] != channels:
+                raise ValueError(f"stimulus must have shape (samples, {channels} channels), found {stimulus.shape}")
+            steps = int(round(duration / self.dt))
+            stimulus = np.vstack([stimulus[:steps], np.zeros((1, channels))])
+            changes = np.flatnonzero(np.any(np.diff(stimulus, axis=0, prepend=np.zeros((1, channels))) != 0, axis=1))
+            for k in changes:
+                pc.psolve(min(start + k * self.dt, stop))
+                self._apply_field(stimulus[k])
+            pc.psolve(stop)
+            self._apply_field(np.zeros(channels))
+        return self._collect()
+
+    def _collect(self):
+        times = np.array(self._spike_times.to_python())[self._spikes_read:]
+        gids = np.array(self._spike_gids.to_python(), dtype=np.int64)[self._spikes_read:]
+        self._spikes_read = len(self._spike_times)
+        voltages = {}
+        if self._voltage is not None:
+            for gid, vectors in self._voltage.items():
+                voltages[gid] = {name: np.array(vec.to_python())[self._voltage_read:] for name, vec in vectors.items()}
+            self._voltage_read = len(next(iter(next(iter(self._voltage.values())).values()))) if self._voltage else 0
+        if self.ranks > 1:
+            gathered = self.pc.py_allgather((gids, times, voltages))
+            gids = np.concatenate([g for g, _, _ in gathered])
+            times = np.concatenate([t for _, t, _ in gathered])
+            voltages = {k: v for _, _, part in gathered for k, v in part.items()}
+        order = np.lexsort((gids, times))
+        return gids[order], times[order], voltages
+
+    def clear(self):
+        """Back to t = 0 and the initial state (recordings emptied)."""
+        self._spike_times.resize(0)
+        self._spike_gids.resize(0)
+        if self._voltage is not None:
+            for vectors in self._voltage.values():
+                for vec in vectors.values():
+                    vec.resize(0)
+        self._voltage_read = 0
+        for cell in self.cells.values():
+            for sec in cell.sections.values():
+                sec(0.5).e_extracellular = 0.0
+        self._initialise()

@@ -1,0 +1,57 @@
+"""MPI for NEURON from the PyPI wheels (``neuron`` + ``mpich``), and the check that it is real.
+
+NEURON's wheel finds MPICH's library only through ``MPI_LIB_NRN_PATH`` (the venv's
+``libmpi.so`` is a linker script NEURON cannot load); without it every rank silently runs
+the whole model alone. :func:`init` sets it, initialises MPI inside NEURON, and raises if
+``mpiexec`` started several processes but NEURON sees one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+class SerialFallbackError(RuntimeError):
+    """Started under mpiexec with several processes, but NEURON runs each one alone."""
+
+
+def _launcher_size() -> int:
+    """Number of processes the MPI launcher started (1 when not under mpiexec)."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 1
+
+
+def mpi_library() -> Path | None:
+    """The MPICH library of this environment (from the ``mpich`` wheel), if any."""
+    candidate = Path(sys.prefix) / "lib" / "libmpi.so.12"
+    return candidate if candidate.exists() else None
+
+
+def init():
+    """Initialise MPI in NEURON when launched by mpiexec; return the ParallelContext.
+
+    Raises
+    ------
+    SerialFallbackError
+        If the launcher started n > 1 processes but NEURON reports fewer ranks.
+    """
+    expected = _launcher_size()
+    if expected > 1:
+        library = mpi_library()
+        if library is not None:
+            os.environ.setdefault("MPI_LIB_NRN_PATH", str(library))
+    from neuron import h
+
+    if expected > 1:
+        h.nrnmpi_init()
+    pc = h.ParallelContext()
+    if int(pc.nhost()) != expected:
+        raise SerialFallbackError(
+            f"mpiexec started {expected} processes but NEURON sees {int(pc.nhost())} rank(s): each would run the "
+            f"whole model alone. Is MPI_LIB_NRN_PATH ({os.environ.get('MPI_LIB_NRN_PATH', 'unset')}) the MPI library "
+            f"that mpiexec belongs to?")
+    return pc
