@@ -13,9 +13,46 @@ def _backend(backend: str | None) -> str:
     backend = backend or os.environ.get("LIVN_BACKEND", "brian2")
     if backend not in ("brian2", "neuron"):
         raise ValueError(f"unknown backend {backend!r}; expected 'brian2' or 'neuron'")
-    if backend == "neuron":
-        raise NotImplementedError("the NEURON backend is not implemented yet (issue 4); use backend='brian2'")
     return backend
+
+
+class _NeuronSimulation:
+    """The NEURON network behind the same interface as the Brian2 runtime's Simulation."""
+
+    def __init__(self, system: System, dt: float):
+        from .targets.neuron.network import Network
+        from .targets.neuron.parallel import init
+
+        init()
+        self.network = Network(system.spec, system.directory, dt=dt)
+        self.recording_spikes = False
+        self.voltage_gids = None
+
+    def set_params(self, params):
+        self.network.set_params(params)
+
+    def record_spikes(self):
+        self.recording_spikes = True
+
+    def record_voltage(self, gids=None, dt=None):
+        self.network.record_voltage(gids, dt)
+        self.voltage_gids = gids
+
+    def run(self, duration, stimulus=None, inject=None):
+        it, t, voltages = self.network.run(duration, stimulus=stimulus, inject=inject)
+        if not self.recording_spikes:
+            it = t = None
+        iv = v = None
+        self.sections = {}
+        if voltages:
+            iv = np.array(sorted(voltages))
+            names = list(next(iter(voltages.values())))
+            self.sections = {name: np.array([voltages[g][name] for g in iv]) for name in names}
+            v = self.sections[names[0]]
+        return it, t, iv, v
+
+    def clear(self):
+        self.network.clear()
 
 
 class Env:
@@ -25,7 +62,8 @@ class Env:
     ----------
     system : System
     backend : str, optional
-        "brian2" (default; ``LIVN_BACKEND`` overrides the default).
+        "brian2" or "neuron"; default ``$LIVN_BACKEND``, else "brian2". Under ``mpiexec`` the
+        NEURON backend distributes the cells over the ranks.
     dt : float
         Integration step, ms.
     codegen : str
@@ -36,10 +74,13 @@ class Env:
         self.system = system
         self.backend = _backend(backend)
         self.dt = dt
-        from .targets.brian2.runtime import Simulation
-        from .targets.brian2.translate import translate
+        if self.backend == "neuron":
+            self.simulation = _NeuronSimulation(system, dt)
+        else:
+            from .targets.brian2.runtime import Simulation
+            from .targets.brian2.translate import translate
 
-        self.simulation = Simulation(translate(system.spec), system.directory, dt=dt, codegen=codegen)
+            self.simulation = Simulation(translate(system.spec), system.directory, dt=dt, codegen=codegen)
         self.t = 0.0
 
     def default_params(self) -> dict[str, float]:

@@ -175,8 +175,9 @@ class Network:
             cell.soma(0.5).e_extracellular = float(soma @ currents)
             cell.dend(0.5).e_extracellular = float(dend @ currents)
 
-    def run(self, duration: float, stimulus=None):
-        """Advance every rank by ``duration`` ms (collective); stimulus in µA, (samples, channels) at dt.
+    def run(self, duration: float, stimulus=None, inject=None):
+        """Advance every rank by ``duration`` ms (collective); stimulus in µA, (samples, channels)
+        at dt; ``inject``: gid -> somatic current clamp (nA) held during this call.
 
         Returns (it, t, voltages) gathered on every rank: spike gids and times (ms) of this
         call sorted by time, and {gid: {section: mV array}} of the recorded cells.
@@ -184,6 +185,12 @@ class Network:
         h, pc = self.h, self.pc
         start = h.t
         stop = start + duration
+        clamps = []
+        for gid, amplitude in (inject or {}).items():
+            if int(gid) in self.cells:
+                clamp = h.IClamp(self.cells[int(gid)].soma(0.5))
+                clamp.delay, clamp.dur, clamp.amp = start, duration, amplitude
+                clamps.append(clamp)
         if stimulus is None:
             pc.psolve(stop)
         else:
@@ -199,6 +206,7 @@ class Network:
                 self._apply_field(stimulus[k])
             pc.psolve(stop)
             self._apply_field(np.zeros(channels))
+        del clamps
         return self._collect()
 
     def _collect(self):
@@ -206,10 +214,12 @@ class Network:
         gids = np.array(self._spike_gids.to_python(), dtype=np.int64)[self._spikes_read:]
         self._spikes_read = len(self._spike_times)
         voltages = {}
-        if self._voltage is not None:
+        if self._voltage:
+            # the sample at the current time opens the next run (as in Brian2's monitors)
+            end = len(next(iter(next(iter(self._voltage.values())).values()))) - 1
             for gid, vectors in self._voltage.items():
-                voltages[gid] = {name: np.array(vec.to_python())[self._voltage_read:] for name, vec in vectors.items()}
-            self._voltage_read = len(next(iter(next(iter(self._voltage.values())).values()))) if self._voltage else 0
+                voltages[gid] = {name: np.array(vec.to_python())[self._voltage_read:end] for name, vec in vectors.items()}
+            self._voltage_read = end
         if self.ranks > 1:
             gathered = self.pc.py_allgather((gids, times, voltages))
             gids = np.concatenate([g for g, _, _ in gathered])
