@@ -121,48 +121,77 @@ def _system(target: str):
 
 @main.command("compile")
 @click.argument("target")
-@click.option("--target", "simulator", type=click.Choice(["brian2"]), default="brian2", show_default=True)
+@click.option("--target", "simulator", type=click.Choice(["brian2", "neuron"]), default="brian2", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
 def compile_(target, simulator, output) -> None:
     """Compile a circuit (directory or predefined name) into a runnable simulation directory."""
-    from .targets.brian2.compile import compile_brian2
-
     system = _system(target)
-    path = compile_brian2(system, output)
-    click.echo(f"compiled {system.name} for {simulator} -> {path}\n  run it: python {path / 'run.py'} --duration 1000")
+    if simulator == "neuron":
+        from .targets.neuron.compile import compile_neuron
+
+        path = compile_neuron(system, output)
+        click.echo(f"compiled {system.name} for NEURON -> {path}\n  run it: mpiexec -n 2 python {path / 'run.py'}")
+    else:
+        from .targets.brian2.compile import compile_brian2
+
+        path = compile_brian2(system, output)
+        click.echo(f"compiled {system.name} for Brian2 -> {path}\n  run it: python {path / 'run.py'} --duration 1000")
 
 
 @main.command()
 @click.argument("target")
 @click.option("--duration", type=float, default=1000.0, show_default=True, help="Simulated time, ms.")
-@click.option("--backend", type=click.Choice(["brian2"]), default=None, help="Default: $LIVN_BACKEND or brian2.")
+@click.option("--backend", "--target", "backend", type=click.Choice(["brian2", "neuron"]), default=None,
+              help="Default: $LIVN_BACKEND or brian2.")
+@click.option("--ranks", type=int, default=1, show_default=True, help="MPI processes (NEURON only).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Folder for spikes.h5 (SONATA spike report) and raster.png (default: out/<system>-run).")
 @click.option("--stimulate", type=float, default=None, metavar="UA",
               help="Biphasic pulses of this amplitude (µA) on every channel at --pulse-rate Hz.")
 @click.option("--pulse-rate", type=float, default=10.0, show_default=True)
-def run(target, duration, backend, output, stimulate, pulse_rate) -> None:
-    """Simulate a system in-process; write its spike report and a raster a person can look at."""
-    from .env import Env
+def run(target, duration, backend, ranks, output, stimulate, pulse_rate) -> None:
+    """Simulate a system; write its spike report and a raster a person can look at."""
+    import os
+    import subprocess
+
+    from .env import Env, _backend
     from .io import pulse_train
     from .measures import branching_ratio, mean_rate
     from .plot import plot_activity
-    from .targets.circuit import write_spike_report
+    from .targets.circuit import read_spike_report, write_spike_report
 
     system = _system(target)
-    env = Env(system, backend=backend)
-    env.record_spikes()
-    stimulus = None
-    if stimulate is not None:
-        stimulus = pulse_train(duration, range(system.num_channels), system.num_channels, stimulate, pulse_rate, dt=env.dt)
-    start = time.perf_counter()
-    it, t, *_ = env.run(duration, stimulus=stimulus)
-    wall = time.perf_counter() - start
     output = output or Path("out") / f"{system.name}-run"
     output.mkdir(parents=True, exist_ok=True)
-    write_spike_report(output / "spikes.h5", system.name, it, t)
+    backend = _backend(backend)
+    if ranks > 1:
+        if backend != "neuron" or stimulate is not None:
+            click.echo("error: --ranks > 1 runs the NEURON backend without stimulation", err=True)
+            sys.exit(2)
+        mpiexec = Path(sys.executable).parent / "mpiexec"
+        command = [str(mpiexec), "-n", str(ranks), sys.executable, "-m", "livn.targets.neuron.run",
+                   str(system.directory), "--duration", str(duration), "--output", str(output / "spikes.h5")]
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            click.echo(done.stdout[-3000:] + done.stderr[-3000:], err=True)
+            sys.exit(1)
+        it, t = read_spike_report(output / "spikes.h5", system.name)
+        backend = f"neuron, {ranks} MPI ranks"
+    else:
+        env = Env(system, backend=backend)
+        env.record_spikes()
+        stimulus = None
+        if stimulate is not None:
+            stimulus = pulse_train(duration, range(system.num_channels), system.num_channels, stimulate, pulse_rate,
+                                   dt=env.dt)
+        start = time.perf_counter()
+        it, t, *_ = env.run(duration, stimulus=stimulus)
+        wall = time.perf_counter() - start
+        write_spike_report(output / "spikes.h5", system.name, it, t)
     picture = plot_activity(system, it, t, output / "raster.png", duration=duration)
-    click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({env.backend})")
+    click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({backend})")
     for p in system.populations:
         click.echo(f"  {p}: {mean_rate(it, t, system.gids(p), 0, duration):.2f} Hz")
     click.echo(f"  branching ratio (4 ms bins): {branching_ratio(t, 0, duration):.2f}")
@@ -173,7 +202,7 @@ def run(target, duration, backend, output, stimulate, pulse_rate) -> None:
 @click.argument("target")
 @click.option("--duration", type=float, default=5500.0, show_default=True, help="ms per protocol")
 @click.option("--transient", type=float, default=500.0, show_default=True, help="ms discarded")
-@click.option("--backend", type=click.Choice(["brian2"]), default=None)
+@click.option("--backend", type=click.Choice(["brian2", "neuron"]), default=None)
 def dynamics(target, duration, transient, backend) -> None:
     """Measure spontaneous and stimulated rates and the branching ratio of a system's defaults."""
     from .env import Env

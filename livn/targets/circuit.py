@@ -92,3 +92,10 @@ def write_spike_report(path, node_population: str, gids, times) -> None:
         group["timestamps"].attrs["units"] = "ms"
         group.create_dataset("node_ids", data=np.asarray(gids, dtype=np.uint64)[order])
     os.replace(tmp, path)
+
+
+def read_spike_report(path, node_population: str) -> tuple[np.ndarray, np.ndarray]:
+    """(node ids, times in ms) of a SONATA spike report."""
+    with h5py.File(path, "r") as h5:
+        group = h5[f"spikes/{node_population}"]
+        return group["node_ids"][:].astype(np.int64), group["timestamps"][:].astype(float)

@@ -1,0 +1,604 @@
+"""NMODL generated from the NeuroML dynamics (``livn.targets.dynamics``): channels, synapses, noise.
+
+Nothing here is written per model: every rate constant, time constant and reversal potential
+comes from the NeuroML files through the simulator-neutral model, so editing a ``.nml`` file
+changes the generated ``.mod`` text (and its mechanism name, see below).
+
+Mechanisms
+----------
+channel (density mechanism, ``SUFFIX``)
+    ``RANGE gmax`` (S/cm²), ``e`` (mV); ``g`` (S/cm²) and ``i`` (mA/cm², NONSPECIFIC_CURRENT,
+    so the per-density reversal potential of the cell applies whatever the ion). Gates are
+    STATEs integrated with ``cnexp`` (their equations are linear in the gate): "rates" gates
+    dx/dt = q10·(α(1 − x) − βx), "tauInf" gates dx/dt = q10·(x∞ − x)/τ; "instantaneous" gates
+    are evaluated in the BREAKPOINT (so NEURON's di/dv includes them). INITIAL puts every
+    gate at its steady state at the initial potential.
+synapse (``POINT_PROCESS``)
+    Dual exponential with NeuroML's peak normalisation (``expTwoSynapse``): states A, B
+    (µS) decay with ``tau_rise`` / ``tau_decay``; ``NET_RECEIVE(weight (uS))`` adds
+    weight·factor to both, so one event of weight w peaks at w µS. g = B − A (× the Mg²⁺
+    block 1/(1 + conc/scaling_conc · exp(−v/scaling_volt)) for "exp2_block"), i = g (v − e)
+    (nA). ``tau_rise`` 0 gives a single exponential (state B only). Events add linearly: one
+    instance per (cell, receptor) takes every NetCon of that receptor.
+noise (``POINT_PROCESS``)
+    The Ornstein–Uhlenbeck conductance of the point-conductance model (Destexhe et al.
+    2001; ``specs/noise/point_conductance.nml``): ``RANGE g0, sigma`` (µS), ``tau`` (ms),
+    ``e`` (mV); exact update once per time step in a ``BEFORE STEP`` block,
+    g ← g0 + (g − g0)e^{−dt/τ} + σ√(1 − e^{−2dt/τ})·N(0,1), with N(0,1) from the instance's
+    own Random123 stream (NMODL ``RANDOM rng``, ``random_normal(rng)``). Key the stream with
+    ``pp.rng.set_ids(seed, gid, kind)``; INITIAL restarts it (``random_setseq(rng, 0)``), so a
+    cell's noise depends only on (seed, gid, kind), not on the MPI rank count or on other
+    cells. g starts at g0 and the first update happens during ``finitialize`` (NEURON calls
+    BEFORE STEP once there), i.e. the first step already uses an updated g, as in the Brian2
+    runtime. The update assumes a fixed step (``cvode.active(0)``).
+
+Names
+-----
+NEURON cannot unload or redefine a mechanism, so each mechanism is named after its NeuroML
+id plus a short hash of its own NMODL text (``Na_RS_1a2b3c4d``): two versions of a channel
+(an edited ``.nml``) get different names and can live in one process, and identical
+mechanisms from different systems share a name and a compiled library. Look names up in the
+:class:`MechanismSet`; never hard-code them.
+
+Compilation
+-----------
+:func:`compile_mechanisms` runs ``nrnivmodl`` in a cache directory keyed by a hash of the
+``.mod`` contents (and of the NEURON version), under ``$LIVN_CACHE``/the user cache, with a
+file lock so concurrent processes (MPI ranks) compile once. :func:`load_mechanisms` makes a
+set available in this process, compiling and loading only the mechanisms that are not
+loaded yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..dynamics import Cell, Channel, Gate, Synapse, UnsupportedNeuroML, read_cell, read_synapse
+
+#: bumped whenever the generated code changes in a way the text hash would not show
+NMODL_FORMAT = 1
+
+#: noise mechanism: the NeuroML ComponentType it translates
+OU_COMPONENT = "pointConductanceOU"
+
+#: the exprel replacement used in rate expressions (defined in every channel file)
+EXPREL = "livn_exprel"
+
+_NAME_PLACEHOLDER = "@NAME@"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# names a gate state may not take in the generated file
+_RESERVED = {"v", "i", "g", "e", "gmax", "t", "dt", "celsius", "area", "diam", "exp", "fabs", "log", "sqrt",
+             "pow", "rates", "states", "a", "b", EXPREL}
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """One generated NMODL mechanism.
+
+    Attributes
+    ----------
+    name : str
+        The NEURON name (``SUFFIX`` or ``POINT_PROCESS``): NeuroML id + "_" + 8 hex digits.
+    kind : str
+        "density" (channels) or "point" (synapses, noise).
+    source : str
+        What it translates: the channel id, the synapse id, or "pointConductanceOU".
+    text : str
+        The NMODL source.
+    """
+
+    name: str
+    kind: str
+    source: str
+    text: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.mod"
+
+
+def _named(kind: str, source: str, template: str) -> Mechanism:
+    """Name a mechanism after its source id and the hash of its text (name left out)."""
+    digest = hashlib.sha256(f"livn-nmodl-{NMODL_FORMAT}\n{template}".encode()).hexdigest()[:8]
+    name = f"{source}_{digest}"
+    return Mechanism(name, kind, source, template.replace(_NAME_PLACEHOLDER, name))
+
+
+def _num(x: float) -> str:
+    """A float literal NMODL parses (repr, with negative values parenthesised)."""
+    s = repr(float(x))
+    if "inf" in s or "nan" in s:
+        raise UnsupportedNeuroML(f"cannot write the number {x!r} into NMODL")
+    return f"({s})" if x < 0 else s
+
+
+def _literal(x: float) -> str:
+    """A number for a PARAMETER declaration (NMODL wants a plain signed literal there)."""
+    _num(x)
+    return repr(float(x))
+
+
+def _power(name: str, n: int) -> str:
+    if n < 1:
+        raise UnsupportedNeuroML(f"gate {name!r}: {n} instances")
+    return "*".join([name] * n) if n <= 4 else f"{name}^{n}"
+
+
+def _state_name(gate: Gate) -> str:
+    if not _IDENT.match(gate.name):
+        raise UnsupportedNeuroML(f"gate id {gate.name!r} is not an NMODL identifier")
+    return f"gate_{gate.name}" if gate.name in _RESERVED or gate.name.endswith(("_inf", "_tau")) else gate.name
+
+
+def _exprel_function() -> str:
+    return f"""
+FUNCTION {EXPREL}(x) {{
+    : exprel(x) = (exp(x) - 1)/x, with its limit 1 at x = 0 (HHExpLinearRate = rate/exprel(-x))
+    if (fabs(x) < 1e-6) {{
+        {EXPREL} = 1 + x/2 + x*x/6
+    }} else {{
+        {EXPREL} = (exp(x) - 1)/x
+    }}
+}}
+"""
+
+
+def channel_mechanism(channel: Channel) -> Mechanism:
+    """The density mechanism of ``channel``: NONSPECIFIC_CURRENT i = gmax·Πgates·(v − e)."""
+    if not _IDENT.match(channel.id):
+        raise UnsupportedNeuroML(f"channel id {channel.id!r} is not an NMODL identifier")
+    dynamic = [g for g in channel.gates if g.kind in ("rates", "tauInf")]
+    instantaneous = [g for g in channel.gates if g.kind == "instantaneous"]
+    unknown = [g.name for g in channel.gates if g.kind not in ("rates", "tauInf", "instantaneous")]
+    if unknown:
+        raise UnsupportedNeuroML(f"channel {channel.id!r}: gates {unknown} of unsupported kind")
+    names = {g.name: _state_name(g) for g in channel.gates}
+    if len(set(names.values())) != len(names):
+        raise UnsupportedNeuroML(f"channel {channel.id!r}: gate names collide")
+    v = "v"
+    assigned = ["    v (mV)", "    i (mA/cm2)", "    g (S/cm2)"]
+    for g in dynamic:
+        assigned += [f"    {names[g.name]}_inf", f"    {names[g.name]}_tau (ms)"]
+    for g in instantaneous:
+        assigned.append(f"    {names[g.name]}")
+    rates = []
+    for g in dynamic:
+        s = names[g.name]
+        if g.kind == "rates":
+            rates += [f"    a = {g.forward.expression(v, exprel=EXPREL)}",
+                      f"    b = {g.reverse.expression(v, exprel=EXPREL)}",
+                      f"    {s}_inf = a/(a + b)",
+                      f"    {s}_tau = 1/({_num(g.q10)}*(a + b))"]
+        else:
+            rates += [f"    {s}_inf = {g.steady_state.expression(v, exprel=EXPREL)}",
+                      f"    {s}_tau = ({g.time_course.expression(v, exprel=EXPREL)})/{_num(g.q10)}"]
+    inst = [f"    {names[g.name]} = {g.steady_state.expression(v, exprel=EXPREL)}" for g in instantaneous]
+    open_fraction = "*".join(_power(names[g.name], g.instances) for g in channel.gates) or "1"
+    gates_doc = ", ".join(f"{g.name} ({g.kind}, ^{g.instances}, q10 {g.q10!r})" for g in channel.gates) or "none"
+
+    parts = [f"""TITLE {channel.id}: NeuroML ion channel (gates: {gates_doc}), generated by livn
+
+COMMENT
+Generated by livn.targets.neuron.nmodl from the NeuroML channel {channel.id!r}
+(species {channel.species!r}); do not edit, edit the .nml file.
+i = gmax * {open_fraction} * (v - e), a NONSPECIFIC_CURRENT with the reversal potential e of
+the channel density.
+ENDCOMMENT
+
+NEURON {{
+    SUFFIX {_NAME_PLACEHOLDER}
+    NONSPECIFIC_CURRENT i
+    RANGE gmax, e, g
+    THREADSAFE
+}}
+
+UNITS {{
+    (mA) = (milliamp)
+    (mV) = (millivolt)
+    (S) = (siemens)
+}}
+
+PARAMETER {{
+    gmax = 0 (S/cm2)
+    e = 0 (mV)
+}}
+
+ASSIGNED {{
+{chr(10).join(assigned)}
+}}
+"""]
+    if dynamic:
+        parts.append(f"""
+STATE {{
+    {' '.join(names[g.name] for g in dynamic)}
+}}
+""")
+    breakpoint_lines = (["    SOLVE states METHOD cnexp"] if dynamic else []) + inst + [
+        f"    g = gmax*{open_fraction}", "    i = g*(v - e)"]
+    parts.append(f"""
+BREAKPOINT {{
+{chr(10).join(breakpoint_lines)}
+}}
+""")
+    initial = (["    rates(v)"] if dynamic else []) + [f"    {names[g.name]} = {names[g.name]}_inf" for g in dynamic] + inst
+    if initial:
+        parts.append(f"""
+INITIAL {{
+{chr(10).join(initial)}
+}}
+""")
+    if dynamic:
+        derivs = [f"    {names[g.name]}' = ({names[g.name]}_inf - {names[g.name]})/{names[g.name]}_tau" for g in dynamic]
+        parts.append(f"""
+DERIVATIVE states {{
+    rates(v)
+{chr(10).join(derivs)}
+}}
+
+PROCEDURE rates(v (mV)) {{
+    LOCAL a, b
+{chr(10).join(rates)}
+}}
+""")
+    parts.append(_exprel_function())
+    return _named("density", channel.id, "".join(parts))
+
+
+def synapse_mechanism(synapse: Synapse) -> Mechanism:
+    """The point process of ``synapse`` (NetCon weight = peak conductance of one event, µS)."""
+    if not _IDENT.match(synapse.id):
+        raise UnsupportedNeuroML(f"synapse id {synapse.id!r} is not an NMODL identifier")
+    if synapse.kind not in ("exp2", "exp2_block"):
+        raise UnsupportedNeuroML(f"synapse {synapse.id!r}: kind {synapse.kind!r}")
+    if synapse.tau_decay <= 0 or synapse.tau_rise < 0:
+        raise UnsupportedNeuroML(f"synapse {synapse.id!r}: time constants must be positive")
+    if synapse.tau_rise > 0 and synapse.tau_rise == synapse.tau_decay:
+        raise UnsupportedNeuroML(f"synapse {synapse.id!r}: tau_rise = tau_decay has no peak normalisation")
+    dual = synapse.tau_rise > 0
+    block = synapse.kind == "exp2_block"
+    rng = ", tau_rise" if dual else ""
+    params = ([f"    tau_rise = {_literal(synapse.tau_rise)} (ms)"] if dual else []) + [
+        f"    tau_decay = {_literal(synapse.tau_decay)} (ms)", f"    e = {_literal(synapse.erev)} (mV)"]
+    if block:
+        params += [f"    block_conc = {_literal(synapse.block_concentration)} (mM)",
+                   f"    scaling_conc = {_literal(synapse.block_scaling_conc)} (mM)",
+                   f"    scaling_volt = {_literal(synapse.block_scaling_volt)} (mV)"]
+    waveform = "B - A" if dual else "B"
+    gating = f"({waveform})/(1 + block_conc/scaling_conc*exp(-v/scaling_volt))" if block else f"{waveform}"
+    formula = ("g = (B - A)" if dual else "g = B") + (" * B(v)" if block else "") + ", i = g*(v - e)"
+    factor = """    tp = (tau_rise*tau_decay)/(tau_decay - tau_rise)*log(tau_decay/tau_rise)
+    factor = 1/(exp(-tp/tau_decay) - exp(-tp/tau_rise))""" if dual else "    factor = 1"
+    text = f"""TITLE {synapse.id}: NeuroML {'blockingPlasticSynapse' if block else 'expTwoSynapse'}, generated by livn
+
+COMMENT
+Generated by livn.targets.neuron.nmodl from the NeuroML synapse {synapse.id!r}; do not edit.
+{formula}; B(v) = 1/(1 + block_conc/scaling_conc*exp(-v/scaling_volt)).
+An event of NetCon weight w (uS) adds w*factor to {'A and B' if dual else 'B'}; factor normalises
+the peak of one event's conductance to w (NeuroML's peak normalisation). Events sum linearly.
+The NeuroML gbase ({synapse.gbase!r} uS) is not used: livn puts the whole conductance into the weight.
+ENDCOMMENT
+
+NEURON {{
+    POINT_PROCESS {_NAME_PLACEHOLDER}
+    NONSPECIFIC_CURRENT i
+    RANGE tau_decay{rng}, e, g, i, factor{', block_conc, scaling_conc, scaling_volt' if block else ''}
+    THREADSAFE
+}}
+
+UNITS {{
+    (nA) = (nanoamp)
+    (mV) = (millivolt)
+    (uS) = (microsiemens)
+    (mM) = (milli/liter)
+}}
+
+PARAMETER {{
+{chr(10).join(params)}
+}}
+
+ASSIGNED {{
+    v (mV)
+    i (nA)
+    g (uS)
+    factor
+}}
+
+STATE {{
+    {'A (uS) ' if dual else ''}B (uS)
+}}
+
+INITIAL {{
+    LOCAL tp
+{'    A = 0' + chr(10) if dual else ''}    B = 0
+{factor}
+}}
+
+BREAKPOINT {{
+    SOLVE state METHOD cnexp
+    g = {gating}
+    i = g*(v - e)
+}}
+
+DERIVATIVE state {{
+{"    A' = -A/tau_rise" + chr(10) if dual else ''}    B' = -B/tau_decay
+}}
+
+NET_RECEIVE(weight (uS)) {{
+{'    A = A + weight*factor' + chr(10) if dual else ''}    B = B + weight*factor
+}}
+"""
+    return _named("point", synapse.id, text)
+
+
+def noise_mechanism() -> Mechanism:
+    """The Ornstein–Uhlenbeck point conductance (parameters are set per instance)."""
+    text = f"""TITLE {OU_COMPONENT}: Ornstein-Uhlenbeck point conductance (Destexhe et al. 2001), generated by livn
+
+COMMENT
+Translation of the NeuroML ComponentType {OU_COMPONENT} (specs/noise/point_conductance.nml):
+dg/dt = (g0 - g)/tau + sigma*sqrt(2/tau)*xi(t), i = g*(v - e), with the exact update over
+each fixed step dt (Gillespie 1996), once per step in BEFORE STEP:
+    g <- g0 + (g - g0)*exp(-dt/tau) + sigma*sqrt(1 - exp(-2*dt/tau))*N(0,1)
+N(0,1) comes from this instance's Random123 stream: key it with rng.set_ids(seed, gid, kind);
+INITIAL restarts it at sequence 0, so a run is determined by (ids, parameters) alone.
+g is not clipped at 0. Needs fixed-step integration (cvode.active(0)).
+ENDCOMMENT
+
+NEURON {{
+    POINT_PROCESS {_NAME_PLACEHOLDER}
+    NONSPECIFIC_CURRENT i
+    RANGE g0, sigma, tau, e, g, i
+    RANDOM rng
+    THREADSAFE
+}}
+
+UNITS {{
+    (nA) = (nanoamp)
+    (mV) = (millivolt)
+    (uS) = (microsiemens)
+}}
+
+PARAMETER {{
+    g0 = 0 (uS)
+    sigma = 0 (uS)
+    tau = 1 (ms)
+    e = 0 (mV)
+}}
+
+ASSIGNED {{
+    v (mV)
+    dt (ms)
+    i (nA)
+    g (uS)
+    decay
+    spread
+    dt_used (ms)
+    tau_used (ms)
+}}
+
+INITIAL {{
+    random_setseq(rng, 0)
+    g = g0
+    dt_used = -1
+}}
+
+BEFORE STEP {{
+    if (dt != dt_used || tau != tau_used) {{
+        decay = exp(-dt/tau)
+        spread = sqrt(1 - decay*decay)
+        dt_used = dt
+        tau_used = tau
+    }}
+    g = g0 + (g - g0)*decay + sigma*spread*random_normal(rng)
+}}
+
+BREAKPOINT {{
+    i = g*(v - e)
+}}
+"""
+    return _named("point", OU_COMPONENT, text)
+
+
+@dataclass(frozen=True)
+class MechanismSet:
+    """The mechanisms of a system (or of some cells and synapses).
+
+    Attributes
+    ----------
+    channels : dict
+        NeuroML channel id -> :class:`Mechanism` (density; ``SUFFIX`` = ``.name``).
+    synapses : dict
+        receptor name (or synapse id) -> :class:`Mechanism` (point process).
+    noise : Mechanism or None
+        The OU point conductance, if the system has noise.
+    """
+
+    channels: dict = field(default_factory=dict)
+    synapses: dict = field(default_factory=dict)
+    noise: Mechanism | None = None
+
+    def all(self) -> list[Mechanism]:
+        """Every distinct mechanism, sorted by name."""
+        found = {m.name: m for m in [*self.channels.values(), *self.synapses.values()] + ([self.noise] if self.noise else [])}
+        return [found[k] for k in sorted(found)]
+
+    def files(self) -> dict[str, str]:
+        """File name -> NMODL text."""
+        return {m.filename: m.text for m in self.all()}
+
+    def channel(self, channel_id: str) -> str:
+        """NEURON suffix of channel ``channel_id``."""
+        return self.channels[channel_id].name
+
+    def synapse(self, name: str) -> str:
+        """NEURON point process name of receptor (or synapse) ``name``."""
+        return self.synapses[name].name
+
+
+def mechanisms(cells=(), synapses=(), noise: bool = False) -> MechanismSet:
+    """The mechanisms of ``cells`` (iterable of :class:`Cell`), ``synapses`` (iterable of
+    :class:`Synapse`, keyed by their id, or a dict name -> Synapse) and, if ``noise``, the OU
+    point conductance."""
+    channels = {}
+    for cell in cells:
+        for comp in cell.compartments:
+            for density in comp.densities:
+                mech = channel_mechanism(density.channel)
+                old = channels.get(density.channel.id)
+                if old is not None and old.name != mech.name:
+                    raise UnsupportedNeuroML(f"two different channels with id {density.channel.id!r}")
+                channels[density.channel.id] = mech
+    items = synapses.items() if isinstance(synapses, dict) else ((s.id, s) for s in synapses)
+    return MechanismSet(channels, {name: synapse_mechanism(s) for name, s in items},
+                        noise_mechanism() if noise else None)
+
+
+def system_mechanisms(spec) -> MechanismSet:
+    """Every mechanism of ``spec`` (a :class:`livn.spec.SystemSpec`): the channels of its
+    populations' cells, one synapse per receptor (keyed by receptor name) and the noise."""
+    cells = [read_cell(pop.cell, pop.cell_id) for pop in spec.populations]
+    synapses = {r.name: read_synapse(r.model, r.component_id) for r in spec.receptors}
+    return mechanisms(cells, synapses, noise=spec.noise is not None)
+
+
+def write_mechanisms(source, directory) -> list[Path]:
+    """Write the ``.mod`` files of ``source`` (a :class:`MechanismSet` or a SystemSpec) into
+    ``directory`` (created if needed); return their paths. Other files are left alone, but
+    note that :func:`compile_mechanisms` compiles every ``.mod`` file of a directory."""
+    mechs = source if isinstance(source, MechanismSet) else system_mechanisms(source)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in mechs.files().items():
+        path = directory / name
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def nrnivmodl() -> Path:
+    """The ``nrnivmodl`` of this interpreter's NEURON."""
+    path = Path(sys.executable).parent / "nrnivmodl"
+    if not path.exists():
+        found = shutil.which("nrnivmodl")
+        if found is None:
+            raise FileNotFoundError(f"nrnivmodl not found (looked for {path} and on PATH)")
+        path = Path(found)
+    return path
+
+
+def _neuron_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("neuron")
+    except Exception:  # noqa: BLE001 - any NEURON install works, the hash just gets coarser
+        return "unknown"
+
+
+def mod_digest(files: dict[str, str]) -> str:
+    """Hash of .mod files (name -> text), the NEURON version and the platform."""
+    digest = hashlib.sha256(f"livn-nrnmech-{NMODL_FORMAT}\n{_neuron_version()}\n{platform.machine()}\n".encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return digest.hexdigest()
+
+
+def cache_directory() -> Path:
+    """Where compiled mechanisms are kept: ``<livn cache>/nrnmech``."""
+    from ...system import cache_root
+
+    return cache_root() / "nrnmech"
+
+
+def _compiled(directory: Path) -> bool:
+    arch = platform.machine()
+    return any((directory / arch / lib).is_file() for lib in ("libnrnmech.so", ".libs/libnrnmech.so",
+                                                            "libnrnmech.dylib", ".libs/libnrnmech.dylib"))
+
+
+def compile_mod_files(files: dict[str, str], cache: Path | None = None) -> Path:
+    """Compile .mod files (name -> text) once: ``<cache>/<hash>`` holding the files and the
+    ``nrnivmodl`` output (``<arch>/libnrnmech.so``). Returns that directory (pass it to
+    ``neuron.load_mechanisms``). Safe under concurrent callers (file lock, atomic rename)."""
+    from filelock import FileLock
+
+    if not files:
+        raise ValueError("no .mod files to compile")
+    cache = Path(cache) if cache is not None else cache_directory()
+    target = cache / mod_digest(files)[:16]
+    if _compiled(target):
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if _compiled(target):
+            return target
+        tmp = cache / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            for name, text in files.items():
+                (tmp / name).write_text(text)
+            done = subprocess.run([str(nrnivmodl())], cwd=tmp, capture_output=True, text=True, timeout=1800)
+            if done.returncode != 0 or not _compiled(tmp):
+                raise RuntimeError(f"nrnivmodl failed in {tmp} (exit {done.returncode}):\n"
+                                   f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+            if target.exists():
+                shutil.rmtree(target)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+def compile_mechanisms(directory, cache: Path | None = None) -> Path:
+    """Compile every ``.mod`` file of ``directory`` with ``nrnivmodl`` into a cache directory
+    keyed by their contents (identical mechanisms compile once); return it. ``directory``
+    itself is not touched (no ``x86_64/`` appears there)."""
+    files = {p.name: p.read_text() for p in sorted(Path(directory).glob("*.mod"))}
+    if not files:
+        raise FileNotFoundError(f"no .mod files in {directory}")
+    return compile_mod_files(files, cache)
+
+
+#: mechanism name -> compiled directory it was loaded from, in this process
+_LOADED: dict[str, Path] = {}
+
+
+def _declared(name: str) -> bool:
+    from neuron import h
+
+    return bool(h.name_declared(name))
+
+
+def load_mechanisms(mechs: MechanismSet, cache: Path | None = None) -> MechanismSet:
+    """Make every mechanism of ``mechs`` usable in this process and return ``mechs``.
+
+    Mechanisms already loaded (same name, hence same text) are skipped; the others are
+    compiled together (cached, see :func:`compile_mod_files`) and loaded with
+    ``neuron.load_mechanisms``. Every MPI rank must call this (each process loads its own
+    library); they share the compiled directory.
+    """
+    import neuron
+
+    missing = {m.filename: m.text for m in mechs.all() if m.name not in _LOADED and not _declared(m.name)}
+    if missing:
+        directory = compile_mod_files(missing, cache)
+        if not neuron.load_mechanisms(str(directory), warn_if_already_loaded=False):
+            raise RuntimeError(f"NEURON could not load the mechanisms compiled in {directory}")
+        for name in missing:
+            _LOADED[name[:-4]] = directory
+    for m in mechs.all():
+        if not _declared(m.name):
+            raise RuntimeError(f"mechanism {m.name} is not available after loading")
+    return mechs
