@@ -194,6 +194,8 @@ class Simulation:
                         base = np.full(len(base), self.model["weights"][name]["unit_conductance_uS"])
                         scale = float(value)
                     syn.w = base * scale * b2.usiemens
+        if float(self.network.t / b2.ms) == 0 and hasattr(self, "_runs"):
+            self._start_noise_at_mean()  # before the first step: the noise starts at its (new) mean
 
     def _start_noise_at_mean(self):
         for kind in self.model.get("noise") or {}:

@@ -41,13 +41,15 @@ class Network:
     dt : float
         Fixed integration step, ms.
     secondorder : int
-        NEURON's ``secondorder``: 0 backward Euler, 2 Crank–Nicolson.
+        NEURON's ``secondorder``: 0 backward Euler (default: Crank–Nicolson rings after the
+        extracellular potential jumps at a stimulus pulse and fires every cell), 2 Crank–Nicolson.
     """
 
-    def __init__(self, spec: SystemSpec, circuit, dt: float = 0.025, secondorder: int = 2):
+    def __init__(self, spec: SystemSpec, circuit, dt: float = 0.025, secondorder: int = 0):
         h = _h()
         self.h, self.spec, self.dt = h, spec, dt
         self.pc = h.ParallelContext()
+        self.pc.gid_clear()  # one network per process: a new one replaces the previous one
         self.rank, self.ranks = int(self.pc.id()), int(self.pc.nhost())
         self.circuit = Circuit(circuit)
         self.mechanisms = load_mechanisms(system_mechanisms(spec))
@@ -145,6 +147,8 @@ class Network:
                 scale = float(value) / defaults[name] if defaults[name] else 0.0
                 for nc, base in self._netcons.get(name, []):
                     nc.weight[0] = base * scale
+        if self.h.t == 0 and hasattr(self, "_transfer"):
+            self._initialise()  # before the first step: the noise starts at its (new) mean
 
     # -- recording -----------------------------------------------------------------------
     def record_voltage(self, gids=None, dt: float | None = None):
@@ -163,6 +167,7 @@ class Network:
                 vectors[comp.name] = vec
             self._voltage[int(gid)] = vectors
         self._voltage_read = 0
+        self._voltage_dt = dt or self.dt
         if self.h.t == 0:
             self._initialise()  # NEURON starts recording vectors at finitialize
         else:
@@ -215,8 +220,8 @@ class Network:
         self._spikes_read = len(self._spike_times)
         voltages = {}
         if self._voltage:
-            # the sample at the current time opens the next run (as in Brian2's monitors)
-            end = len(next(iter(next(iter(self._voltage.values())).values()))) - 1
+            # samples before the current time; the one at it opens the next run (as in Brian2)
+            end = int(round(self.h.t / self._voltage_dt))
             for gid, vectors in self._voltage.items():
                 voltages[gid] = {name: np.array(vec.to_python())[self._voltage_read:end] for name, vec in vectors.items()}
             self._voltage_read = end

@@ -62,7 +62,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..dynamics import Cell, Channel, Gate, Synapse, UnsupportedNeuroML, read_cell, read_synapse
+from ..dynamics import Channel, Gate, Synapse, UnsupportedNeuroML, read_cell, read_synapse
 
 #: bumped whenever the generated code changes in a way the text hash would not show
 NMODL_FORMAT = 1
@@ -197,7 +197,7 @@ ENDCOMMENT
 NEURON {{
     SUFFIX {_NAME_PLACEHOLDER}
     NONSPECIFIC_CURRENT i
-    RANGE gmax, e, g
+    RANGE gmax, e, g{''.join(', ' + names[g.name] for g in instantaneous)}
     THREADSAFE
 }}
 
@@ -229,7 +229,8 @@ BREAKPOINT {{
 {chr(10).join(breakpoint_lines)}
 }}
 """)
-    initial = (["    rates(v)"] if dynamic else []) + [f"    {names[g.name]} = {names[g.name]}_inf" for g in dynamic] + inst
+    initial = (["    rates(v)"] if dynamic else []) + inst
+    initial[1:1] = [f"    {names[g.name]} = {names[g.name]}_inf" for g in dynamic]
     if initial:
         parts.append(f"""
 INITIAL {{
@@ -237,7 +238,7 @@ INITIAL {{
 }}
 """)
     if dynamic:
-        derivs = [f"    {names[g.name]}' = ({names[g.name]}_inf - {names[g.name]})/{names[g.name]}_tau" for g in dynamic]
+        derivs = [f"    {x}' = ({x}_inf - {x})/{x}_tau" for x in (names[g.name] for g in dynamic)]
         parts.append(f"""
 DERIVATIVE states {{
     rates(v)
@@ -428,7 +429,8 @@ class MechanismSet:
 
     def all(self) -> list[Mechanism]:
         """Every distinct mechanism, sorted by name."""
-        found = {m.name: m for m in [*self.channels.values(), *self.synapses.values()] + ([self.noise] if self.noise else [])}
+        every = [*self.channels.values(), *self.synapses.values()] + ([self.noise] if self.noise else [])
+        found = {m.name: m for m in every}
         return [found[k] for k in sorted(found)]
 
     def files(self) -> dict[str, str]:

@@ -1,0 +1,99 @@
+"""The NEURON target as a network: MPI ranks, determinism, the Env API, compile output."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import libsonata
+import numpy as np
+import pytest
+
+from livn import make
+from livn.system import predefined
+from livn.targets.circuit import read_spike_report
+
+from conftest import run_livn
+
+BIN = Path(sys.executable).parent
+#: enough background drive that every system fires, whatever its tuned defaults
+DRIVE = {"noise.excitatory.g0": 0.03, "noise.excitatory.sigma": 0.012}
+
+
+def mpirun(ranks, circuit, duration, output, params=DRIVE, env=None):
+    command = [str(BIN / "mpiexec"), "-n", str(ranks), sys.executable, "-m", "livn.targets.neuron.run", str(circuit),
+               "--duration", str(duration), "--output", str(output), "--params", json.dumps(params)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, duration", [("EI2", 300.0), ("EI3", 100.0)])
+def test_spikes_are_identical_on_1_2_and_3_ranks(name, duration, tmp_path):
+    circuit = predefined(name)
+    reports = []
+    for ranks in (1, 2, 3):
+        done = mpirun(ranks, circuit, duration, tmp_path / f"{ranks}.h5")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1])["ranks"] == ranks
+        reports.append(read_spike_report(tmp_path / f"{ranks}.h5", name))
+    assert len(reports[0][0]) > 20, "the comparison needs spikes"
+    for gids, times in reports[1:]:
+        np.testing.assert_array_equal(gids, reports[0][0])
+        np.testing.assert_array_equal(times, reports[0][1])
+
+
+def test_a_serial_fallback_under_mpiexec_is_an_error(tmp_path):
+    done = mpirun(2, predefined("EI1"), 10.0, tmp_path / "x.h5", env={"MPI_LIB_NRN_PATH": str(tmp_path / "nothing.so")})
+    assert done.returncode != 0
+    assert "NEURON sees 1 rank" in done.stderr + done.stdout
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_neuron_env_has_the_brian2_api():
+    env = make("EI2", backend="neuron")
+    env.record_spikes()
+    env.record_voltage([0, 85])
+    env.set_params(DRIVE)
+    it, t, iv, v, *_ = env.run(200)
+    assert list(iv) == [0, 85] and v.shape == (2, 8000)
+    assert set(env.simulation.sections) == {"soma", "dend"}
+    assert v[:, 0] == pytest.approx([-69.8, -64.3], abs=0.01)
+    assert len(it) > 0 and np.all(np.diff(t) >= 0)
+    second = env.run(100)
+    assert np.all(second[1] >= 200) and second[3].shape == (2, 4000)
+    env.clear()
+    again = env.run(200)
+    np.testing.assert_array_equal(again[0], it)
+    with pytest.raises(KeyError, match="valid: EXC->EXC.AMPA"):
+        env.set_params({"EXC->EXC.GABA_B": 1.0})
+
+
+def test_neuron_mea_stimulation_excites_cells_near_the_electrode():
+    env = make("EI2", backend="neuron")
+    env.record_spikes()
+    env.set_params({"noise.excitatory.g0": 0.0, "noise.excitatory.sigma": 0.0,
+                    "noise.inhibitory.g0": 0.0, "noise.inhibitory.sigma": 0.0})
+    from livn.io import pulse_train
+    assert len(env.run(100)[0]) == 0
+    stimulus = pulse_train(200, channels=[0], num_channels=16, amplitude=60.0, rate=50.0, dt=env.dt)
+    it, t, *_ = env.run(200, stimulus=stimulus)
+    assert len(it) > 0
+    distance = np.hypot(*(env.system.coordinates[:, :2] - env.system.electrodes[0, :2]).T)
+    assert np.median(distance[np.unique(it)]) < np.median(distance)
+
+
+@pytest.mark.slow
+def test_compiled_neuron_directory_runs_under_mpiexec(tmp_path):
+    out = tmp_path / "EI2-neuron"
+    compiled = run_livn("compile", "EI2", "--target", "neuron", "-o", out)
+    assert compiled.returncode == 0, compiled.stderr[-3000:]
+    assert list((out / "mechanisms").glob("*.mod")) and list((out / "mechanisms").glob("*/libnrnmech.so"))
+    config = libsonata.SimulationConfig.from_file(str(out / "simulation_config.json"))
+    assert config.run.dt == 0.025 and Path(config.network).is_file()
+    done = subprocess.run([str(BIN / "mpiexec"), "-n", "2", sys.executable, str(out / "run.py"), "--duration", "100"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["ranks"] == 2
+    gids, times = read_spike_report(out / "output" / "spikes.h5", "EI2")
+    assert np.all(np.diff(times) >= 0) and np.all(times < 100)
