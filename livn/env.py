@@ -19,12 +19,12 @@ def _backend(backend: str | None) -> str:
 class _NeuronSimulation:
     """The NEURON network behind the same interface as the Brian2 runtime's Simulation."""
 
-    def __init__(self, system: System, dt: float):
+    def __init__(self, system: System, dt: float, field: str):
         from .targets.neuron.network import Network
         from .targets.neuron.parallel import init
 
         init()
-        self.network = Network(system.spec, system.directory, dt=dt)
+        self.network = Network(system.spec, system.directory, dt=dt, field=field)
         self.recording_spikes = False
         self.voltage_gids = None
 
@@ -68,14 +68,19 @@ class Env:
         Integration step, ms.
     codegen : str
         Brian2 code generation target ("cython": compiled once, cached across processes).
+    field : str
+        NEURON only: how the MEA field reaches the cells, "extracellular" (NEURON's
+        extracellular mechanism, backward Euler) or "currents" (the equivalent axial
+        currents, as in Brian2; Crank–Nicolson, closest to Brian2).
     """
 
-    def __init__(self, system: System, backend: str | None = None, dt: float = 0.025, codegen: str = "cython"):
+    def __init__(self, system: System, backend: str | None = None, dt: float = 0.025, codegen: str = "cython",
+                 field: str = "extracellular"):
         self.system = system
         self.backend = _backend(backend)
         self.dt = dt
         if self.backend == "neuron":
-            self.simulation = _NeuronSimulation(system, dt)
+            self.simulation = _NeuronSimulation(system, dt, field)
         else:
             from .targets.brian2.runtime import Simulation
             from .targets.brian2.translate import translate

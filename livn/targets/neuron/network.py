@@ -40,14 +40,32 @@ class Network:
         The circuit directory.
     dt : float
         Fixed integration step, ms.
-    secondorder : int
-        NEURON's ``secondorder``: 0 backward Euler (default: Crank–Nicolson rings after the
-        extracellular potential jumps at a stimulus pulse and fires every cell), 2 Crank–Nicolson.
+    secondorder : int, optional
+        NEURON's ``secondorder``: 0 backward Euler, 2 Crank–Nicolson (second order: close to
+        Brian2's RK4). Default: 2, except with the ``extracellular`` mechanism, where
+        Crank–Nicolson rings after each jump of the extracellular potential (a stimulus
+        pulse) and fires every cell, so backward Euler is used.
+    extracellular : bool
+        Insert NEURON's ``extracellular`` mechanism in every section (MEA stimulation with
+        ``field="extracellular"``); it makes each step about four times as expensive, so
+        runs without stimulation leave it out.
+    field : str
+        How the MEA field acts: "extracellular" (NEURON's mechanism: e_extracellular of each
+        section) or "currents" (the equivalent for two compartments: the axial current
+        g_c·(Ve_dend − Ve_soma) injected into the soma and taken from the dendrite, which is
+        what the Brian2 target does; works with Crank–Nicolson).
     """
 
-    def __init__(self, spec: SystemSpec, circuit, dt: float = 0.025, secondorder: int = 0):
+    def __init__(self, spec: SystemSpec, circuit, dt: float = 0.025, secondorder: int | None = None,
+                 extracellular: bool = True, field: str = "extracellular"):
         h = _h()
         self.h, self.spec, self.dt = h, spec, dt
+        if field not in ("extracellular", "currents"):
+            raise ValueError(f"field must be 'extracellular' or 'currents', not {field!r}")
+        self.field = field
+        self.extracellular = extracellular and field == "extracellular"
+        if secondorder is None:
+            secondorder = 0 if self.extracellular else 2
         self.pc = h.ParallelContext()
         self.pc.gid_clear()  # one network per process: a new one replaces the previous one
         self.rank, self.ranks = int(self.pc.id()), int(self.pc.nhost())
@@ -81,7 +99,7 @@ class Network:
             for gid in pop.gids:
                 if gid % self.ranks != self.rank:
                     continue
-                cell = NeuronCell(ir, self.mechanisms, gid=gid)
+                cell = NeuronCell(ir, self.mechanisms, gid=gid, extracellular=self.extracellular)
                 for receptor, group in receptors_onto[pop.name].items():
                     cell.add_synapse(receptor, self.mechanisms.synapse(receptor), group)
                 if spec.noise is not None:
@@ -176,9 +194,7 @@ class Network:
     # -- running -------------------------------------------------------------------------
     def _apply_field(self, currents):
         for gid, (soma, dend) in self._transfer.items():
-            cell = self.cells[gid]
-            cell.soma(0.5).e_extracellular = float(soma @ currents)
-            cell.dend(0.5).e_extracellular = float(dend @ currents)
+            self.cells[gid].set_field(float(soma @ currents), float(dend @ currents))
 
     def run(self, duration: float, stimulus=None, inject=None):
         """Advance every rank by ``duration`` ms (collective); stimulus in µA, (samples, channels)
@@ -199,6 +215,9 @@ class Network:
         if stimulus is None:
             pc.psolve(stop)
         else:
+            if not self.extracellular and self.field == "extracellular":
+                raise RuntimeError("this network was built without the extracellular mechanism: "
+                                   "build it with extracellular=True to stimulate through the MEA")
             stimulus = np.asarray(stimulus, dtype=float)
             channels = len(self.circuit.electrodes)
             if stimulus.ndim != 2 or stimulus.shape[1] != channels:
@@ -242,7 +261,5 @@ class Network:
                 for vec in vectors.values():
                     vec.resize(0)
         self._voltage_read = 0
-        for cell in self.cells.values():
-            for sec in cell.sections.values():
-                sec(0.5).e_extracellular = 0.0
+        self._apply_field(np.zeros(len(self.circuit.electrodes)))
         self._initialise()

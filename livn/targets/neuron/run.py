@@ -31,7 +31,7 @@ def main(argv=None) -> None:
 
     system = System(args.circuit)
     start = time.perf_counter()
-    network = Network(system.spec, system.directory, dt=args.dt)
+    network = Network(system.spec, system.directory, dt=args.dt, extracellular=False)  # no stimulation here
     if args.params:
         network.set_params(json.loads(args.params))
     built = time.perf_counter() - start
