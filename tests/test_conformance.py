@@ -53,3 +53,19 @@ def test_brian2_matches_neuron_on_current_steps(cell_id, tmp_path):
             assert np.abs(got - expected).max() < 1.0, f"{cell_id} {amp} nA: spike times differ by " \
                                                       f"{np.abs(got - expected).max():.3f} ms"
     assert spiking >= 3, "the comparison must cover spiking steps"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell_id", ["EXC", "INH"])
+def test_livn_neuron_cells_match_jneuroml_neuron_export(cell_id, tmp_path):
+    """livn's own NMODL translation against jNeuroML's, both in NEURON under CVODE."""
+    from livn.targets.neuron.cell import current_clamp as neuron_clamp
+
+    reference = neuron_cvode_spikes(cell_id, tmp_path)
+    cell = read_cell(resource_dir("specs") / "cells" / f"{cell_id}.cell.nml", cell_id)
+    for amp, expected in reference.items():
+        got = neuron_clamp(cell, amp, STEP_ON, STEP_OFF - STEP_ON, 1200.0, method="cvode", atol=1e-7,
+                           extracellular=False)[2]
+        assert len(got) == len(expected), f"{cell_id} {amp} nA: livn {len(got)} spikes, jNeuroML {len(expected)}"
+        if len(got):
+            assert np.abs(got - expected).max() < 0.1
