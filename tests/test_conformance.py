@@ -39,10 +39,23 @@ def neuron_cvode_spikes(cell_id: str, root) -> dict:
     return {amp: np.sort(spikes[spikes[:, 0] == k, 1] * 1e3) for k, amp in enumerate(STEP_AMPS[cell_id])}
 
 
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """cell id -> jNeuroML/NEURON CVODE spike times per amplitude, computed once per module."""
+    root = tmp_path_factory.mktemp("jnml")
+    cache = {}
+
+    def get(cell_id):
+        if cell_id not in cache:
+            cache[cell_id] = neuron_cvode_spikes(cell_id, root)
+        return cache[cell_id]
+    return get
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cell_id", ["EXC", "INH"])
-def test_brian2_matches_neuron_on_current_steps(cell_id, tmp_path):
-    reference = neuron_cvode_spikes(cell_id, tmp_path)
+def test_brian2_matches_neuron_on_current_steps(cell_id, references):
+    reference = references(cell_id)
     cell = read_cell(resource_dir("specs") / "cells" / f"{cell_id}.cell.nml", cell_id)
     spiking = 0
     for amp, expected in reference.items():
@@ -57,11 +70,11 @@ def test_brian2_matches_neuron_on_current_steps(cell_id, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell_id", ["EXC", "INH"])
-def test_livn_neuron_cells_match_jneuroml_neuron_export(cell_id, tmp_path):
+def test_livn_neuron_cells_match_jneuroml_neuron_export(cell_id, references):
     """livn's own NMODL translation against jNeuroML's, both in NEURON under CVODE."""
     from livn.targets.neuron.cell import current_clamp as neuron_clamp
 
-    reference = neuron_cvode_spikes(cell_id, tmp_path)
+    reference = references(cell_id)
     cell = read_cell(resource_dir("specs") / "cells" / f"{cell_id}.cell.nml", cell_id)
     for amp, expected in reference.items():
         got = neuron_clamp(cell, amp, STEP_ON, STEP_OFF - STEP_ON, 1200.0, method="cvode", atol=1e-7,
