@@ -15,19 +15,12 @@ import numpy as np
 from ...spec import SystemSpec
 from ..circuit import Circuit, field_transfer
 from ..dynamics import read_cell
-from .cell import NeuronCell, set_integration
+from .cell import NeuronCell, _h, set_integration
 from .nmodl import load_mechanisms, system_mechanisms
 
 #: where "onto" in a spec puts things on livn's two-compartment cells
 ONTO = {"soma": "soma_group", "dendrite": "dendrite_group"}
 NOISE_KINDS = ("excitatory", "inhibitory")
-
-
-def _h():
-    from neuron import h
-
-    h.load_file("stdrun.hoc")
-    return h
 
 
 class Network:
