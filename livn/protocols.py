@@ -4,6 +4,11 @@ Spontaneous: no stimulus, noise only. Stimulated: biphasic, cathodic-first pulse
 (0.2 ms per phase, 0.05 ms gap) of ``STIMULUS_AMPLITUDE`` µA on every MEA channel at
 ``STIMULUS_RATE`` Hz. Both are measured after a transient; the branching ratio comes from
 the spontaneous run with 4 ms bins.
+
+20 µA at 10 Hz (chosen 2026-11-25 with the tuned EI defaults): ~106 mV at the electrode
+(52 µm below the cells); each pulse evokes about one extra spike per cell on average, so the
+stimulated mean rate is ~12 Hz (EI2 12.9, EI3 12.2) against ~3.7 Hz spontaneous. 15 µA gives
+10-11.5 Hz, stronger pulses add little (40 µA: 9-15 Hz); 20 Hz pulses give ~21 Hz.
 """
 
 from __future__ import annotations
