@@ -28,7 +28,8 @@ def mpirun(ranks, circuit, duration, output, params=DRIVE, env=None):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, duration", [("EI2", 300.0), ("EI3", 100.0)])
+@pytest.mark.mpi
+@pytest.mark.parametrize("name, duration", [("EI2", 200.0), ("EI3", 100.0)])
 def test_spikes_are_identical_on_1_2_and_3_ranks(name, duration, tmp_path):
     circuit = predefined(name)
     reports = []
@@ -43,6 +44,7 @@ def test_spikes_are_identical_on_1_2_and_3_ranks(name, duration, tmp_path):
         np.testing.assert_array_equal(times, reports[0][1])
 
 
+@pytest.mark.mpi
 def test_a_serial_fallback_under_mpiexec_is_an_error(tmp_path):
     done = mpirun(2, predefined("EI1"), 10.0, tmp_path / "x.h5", env={"MPI_LIB_NRN_PATH": str(tmp_path / "nothing.so")})
     assert done.returncode != 0
@@ -84,6 +86,7 @@ def test_neuron_mea_stimulation_excites_cells_near_the_electrode():
 
 
 @pytest.mark.slow
+@pytest.mark.mpi
 def test_compiled_neuron_directory_runs_under_mpiexec(tmp_path):
     out = tmp_path / "EI2-neuron"
     compiled = run_livn("compile", "EI2", "--target", "neuron", "-o", out)

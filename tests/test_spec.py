@@ -73,7 +73,7 @@ BAD = [
      ["unknown key 'colour'"], "colour: blue"),
     ("non-positive area", lambda s: s.replace("size: [400 um, 400 um]", "size: [0 um, 400 um]"), "culture.size[0]",
      ["> 0"], "size: [0 um"),
-    ("weight for no projection", lambda s: s.replace("INH -> INH.GABA_A: 6.0", "INH -> INH.AMPA: 6.0"),
+    ("weight for no projection", lambda s: s.replace("INH -> INH.GABA_A:", "INH -> INH.AMPA:"),
      "defaults.weights", ["missing default weight(s) for INH->INH.GABA_A"], "  weights:"),
     ("duplicate key", lambda s: s.replace("seed: 2\n", "seed: 2\nseed: 3\n"), "seed", ["duplicate key 'seed'"], "seed: 3"),
     ("YAML syntax", lambda s: s.replace("populations:\n", "populations: [\n"), "", ["not valid YAML"], None),
