@@ -7,8 +7,8 @@ the spontaneous run with 4 ms bins.
 
 20 µA at 10 Hz (chosen 2026-11-25 with the tuned EI defaults): ~106 mV at the electrode
 (52 µm below the cells); each pulse evokes about one extra spike per cell on average, so the
-stimulated mean rate is ~12 Hz (EI2 12.9, EI3 12.2) against ~3.7 Hz spontaneous. 15 µA gives
-10-11.5 Hz, stronger pulses add little (40 µA: 9-15 Hz); 20 Hz pulses give ~21 Hz.
+stimulated mean rate is ~13-14 Hz (EI2 13.4, EI3 14.1) against ~3.7 Hz spontaneous. 15 µA
+gives ~10 Hz (EI2); stronger pulses add little (40 µA: EI2 15.9, EI3 9.7 Hz).
 """
 
 from __future__ import annotations
