@@ -139,3 +139,20 @@ def test_extracellular_mechanism_and_equivalent_currents_agree():
     assert mechanism.sum() > 100
     assert abs(int(currents.sum()) - int(mechanism.sum())) <= 0.05 * mechanism.sum()
     assert np.abs(currents - mechanism).max() <= 2 + 0.1 * mechanism.max()
+
+
+@pytest.mark.slow
+def test_network_rates_agree_between_neuron_and_brian2():
+    """EI2 with its tuned defaults, 5 s after a 500 ms transient: mean rate per population
+    within 10 % (different noise realisations, same statistics)."""
+    from livn.measures import mean_rate
+    rates = {}
+    for backend, options in (("brian2", {}), ("neuron", {"field": "currents"})):
+        env = make("EI2", backend=backend, **options)
+        env.record_spikes()
+        it, t, *_ = env.run(5500)
+        rates[backend] = {p: mean_rate(it, t, env.system.gids(p), 500, 5500) for p in ("EXC", "INH")}
+    for population in ("EXC", "INH"):
+        brian2, neuron = rates["brian2"][population], rates["neuron"][population]
+        assert brian2 > 0.5, rates
+        assert abs(neuron - brian2) <= 0.1 * brian2, rates

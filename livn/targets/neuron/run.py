@@ -45,7 +45,11 @@ def main(argv=None) -> None:
                           "build_s": round(built, 3), "run_s": round(wall, 3), "spikes": int(len(it)),
                           "output": str(args.output)}))
     pc.barrier()
-    pc.done()
+    # every rank finalises MPI inside NEURON and exits together: if one rank left Python first,
+    # mpiexec would kill the others (exit status 9)
+    from neuron import h
+
+    h.quit()
 
 
 if __name__ == "__main__":
