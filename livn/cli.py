@@ -149,7 +149,8 @@ def compile_(target, simulator, output) -> None:
 @click.option("--stimulate", type=float, default=None, metavar="UA",
               help="Biphasic pulses of this amplitude (µA) on every channel at --pulse-rate Hz.")
 @click.option("--pulse-rate", type=float, default=10.0, show_default=True)
-def run(target, duration, backend, ranks, output, stimulate, pulse_rate) -> None:
+@click.option("--coreneuron", is_flag=True, help="NEURON backend: integrate with CoreNEURON (same spikes, faster).")
+def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron) -> None:
     """Simulate a system; write its spike report and a raster a person can look at."""
     import os
     import subprocess
@@ -164,13 +165,15 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate) -> None
     output = output or Path("out") / f"{system.name}-run"
     output.mkdir(parents=True, exist_ok=True)
     backend = _backend(backend)
-    if ranks > 1:
+    if ranks > 1 or coreneuron:
         if backend != "neuron" or stimulate is not None:
-            click.echo("error: --ranks > 1 runs the NEURON backend without stimulation", err=True)
+            click.echo("error: --ranks > 1 and --coreneuron run the NEURON backend without stimulation "
+                       f"(found backend {backend}{', --stimulate' if stimulate is not None else ''})", err=True)
             sys.exit(2)
-        mpiexec = Path(sys.executable).parent / "mpiexec"
-        command = [str(mpiexec), "-n", str(ranks), sys.executable, "-m", "livn.targets.neuron.run",
-                   str(system.directory), "--duration", str(duration), "--output", str(output / "spikes.h5")]
+        mpiexec = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks)] if ranks > 1 else []
+        command = mpiexec + [sys.executable, "-m", "livn.targets.neuron.run", str(system.directory),
+                             "--duration", str(duration), "--output", str(output / "spikes.h5")]
+        command += ["--coreneuron"] if coreneuron else []
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
         wall = time.perf_counter() - start
@@ -178,7 +181,7 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate) -> None
             click.echo(done.stdout[-3000:] + done.stderr[-3000:], err=True)
             sys.exit(1)
         it, t = read_spike_report(output / "spikes.h5", system.name)
-        backend = f"neuron, {ranks} MPI ranks"
+        backend = f"{'coreneuron' if coreneuron else 'neuron'}, {ranks} MPI rank{'s' if ranks > 1 else ''}"
     else:
         env = Env(system, backend=backend)
         env.record_spikes()

@@ -61,7 +61,7 @@ def test_compiled_directory_runs_without_livn(tmp_path):
     out = tmp_path / "EI2-brian2"
     result = run_livn("compile", "EI2", "--target", "brian2", "-o", out)
     assert result.returncode == 0, result.stderr
-    for name in ("model.json", "runtime.py", "circuit.py", "run.py"):
+    for name in ("model.json", "runtime.py", "circuit.py", "gid_normal.py", "run.py"):
         assert (out / name).is_file()
     imported = {node.names[0].name.split(".")[0] for node in ast.walk(ast.parse((out / "runtime.py").read_text()))
                 if isinstance(node, ast.Import)}
@@ -119,6 +119,10 @@ def test_noise_streams_are_keyed_by_seed_gid_and_step():
         network.run(1 * b2.ms, namespace={})
         values[target] = np.asarray(monitor.x)
     np.testing.assert_allclose(values["numpy"], values["cython"], rtol=1e-12)
+    # ... and they are the shared numbers the NEURON target draws
+    from livn.targets.gid_normal import gid_normal
+    shared = gid_normal(7, np.arange(1000, 1050)[:, None], 1, np.arange(values["cython"].shape[1])[None, :])
+    np.testing.assert_allclose(values["cython"], shared, rtol=1e-12, atol=1e-15)
     # the same (gid, step) gives the same number whichever other cells exist
     steps = np.arange(40)
     np.testing.assert_allclose(function.pyfunc(np.full(40, 1003), np.ones(40), steps), values["numpy"][3])

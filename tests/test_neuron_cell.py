@@ -3,7 +3,7 @@
 Fast tests: the generated .mod files compile (into the session's private cache, never the
 repository) and follow the .nml files; the built cell has NeuroML's geometry, densities and
 coupling; a synaptic event peaks at its weight; the OU conductance has the right statistics and
-its Random123 stream depends only on its ids.
+its normal numbers are livn.targets.gid_normal's for its ids — the Brian2 target's numbers.
 
 Slow tests (``-m slow``): NEURON current steps against Brian2's ``current_clamp`` (RK4, dt =
 0.025 ms) — CVODE, and fixed-step settings — and PSPs against the Brian2 equations.
@@ -22,6 +22,7 @@ import pytest
 from livn.resources import resource_dir, spec_path
 from livn.spec import load_spec
 from livn.targets.dynamics import Channel, Gate, Rate, Synapse, read_cell, read_synapse
+from livn.targets.gid_normal import gid_normal
 from livn.targets.neuron import nmodl
 from livn.targets.neuron.cell import MATCHES_BRIAN2, NeuronCell, current_clamp, run, set_integration
 
@@ -488,7 +489,7 @@ def test_psp_matches_brian2(mechs, receptor):
 
 
 def _ou_traces(mechs, ids, tstop, dt=0.025, g0=0.01, sigma=0.003, tau=5.0):
-    """OU point conductances with Random123 ids ``ids`` on one passive section, fixed steps of
+    """OU point conductances keyed by ``ids`` (seed, gid, stream) on one passive section, fixed steps of
     ``dt``; returns an array (instance, sample) of g (µS), sampled every step from t = 0."""
     from neuron import h
 
@@ -499,7 +500,7 @@ def _ou_traces(mechs, ids, tstop, dt=0.025, g0=0.01, sigma=0.003, tau=5.0):
     for key in ids:
         pp = getattr(h, mechs.noise.name)(sec(0.5))
         pp.g0, pp.sigma, pp.tau, pp.e = g0, sigma, tau, 0.0
-        pp.rng.set_ids(*key)
+        pp.seed, pp.gid, pp.stream = key
         vec = h.Vector()
         vec.record(pp._ref_g)
         pps.append(pp)
@@ -539,3 +540,21 @@ def test_ou_streams_are_keyed_by_their_ids(mechs):
     assert np.array_equal(g, again)
     alone = _ou_traces(mechs, [(5, 17, 0)], 50.0)
     assert np.array_equal(alone[0], g[0])
+
+
+@pytest.mark.parametrize("dt", [0.025, 0.1])
+def test_ou_noise_draws_the_shared_counter_based_numbers(mechs, dt):
+    """The conductance after step k is the exact OU update with gid_normal(seed, gid, stream, k),
+    the numbers the Brian2 target draws: NEURON and Brian2 see the same noise."""
+    g0, sigma, tau = 0.01, 0.003, 5.0
+    ids = [(5, 17, 0), (5, 17, 1), (2**40 + 3, 9999, 0)]
+    g = _ou_traces(mechs, ids, 200 * dt, dt=dt, g0=g0, sigma=sigma, tau=tau)
+    decay = math.exp(-dt / tau)
+    spread = math.sqrt(1 - decay**2)
+    for trace, (seed, gid, stream) in zip(g, ids):
+        white = gid_normal(seed, gid, stream, np.arange(len(trace)))
+        expected, x = [], g0
+        for z in white:
+            x = g0 + (x - g0) * decay + sigma * spread * z
+            expected.append(x)
+        np.testing.assert_allclose(trace, expected, rtol=0, atol=1e-15)

@@ -21,9 +21,10 @@ BIN = Path(sys.executable).parent
 DRIVE = {"noise.excitatory.g0": 0.03, "noise.excitatory.sigma": 0.012}
 
 
-def mpirun(ranks, circuit, duration, output, params=DRIVE, env=None):
+def mpirun(ranks, circuit, duration, output, params=DRIVE, env=None, coreneuron=False):
     command = [str(BIN / "mpiexec"), "-n", str(ranks), sys.executable, "-m", "livn.targets.neuron.run", str(circuit),
                "--duration", str(duration), "--output", str(output), "--params", json.dumps(params)]
+    command += ["--coreneuron"] if coreneuron else []
     return subprocess.run(command, capture_output=True, text=True, timeout=1800, env={**os.environ, **(env or {})})
 
 
@@ -42,6 +43,53 @@ def test_spikes_are_identical_on_1_2_and_3_ranks(name, duration, tmp_path):
     for gids, times in reports[1:]:
         np.testing.assert_array_equal(gids, reports[0][0])
         np.testing.assert_array_equal(times, reports[0][1])
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_coreneuron_gives_the_spikes_of_neuron(tmp_path):
+    """CoreNEURON (1 and 2 ranks) reproduces NEURON's spike train of EI3, noise included."""
+    circuit = predefined("EI3")
+    reports = {}
+    for key, ranks, core in (("neuron", 1, False), ("core-1", 1, True), ("core-2", 2, True)):
+        done = mpirun(ranks, circuit, 100.0, tmp_path / f"{key}.h5", coreneuron=core)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1])["coreneuron"] is core
+        reports[key] = read_spike_report(tmp_path / f"{key}.h5", "EI3")
+    assert len(reports["neuron"][0]) > 100, "the comparison needs spikes"
+    for key in ("core-1", "core-2"):
+        np.testing.assert_array_equal(reports[key][0], reports["neuron"][0])
+        np.testing.assert_array_equal(reports[key][1], reports["neuron"][1])
+
+
+@pytest.mark.slow
+def test_coreneuron_runs_continue_and_refuse_stimulation():
+    """Two CoreNEURON runs of 60 ms continue each other (= one NEURON run of 120 ms); a stimulus
+    is refused with a clear error. In a subprocess: CoreNEURON loads one mechanism library per process."""
+    script = f"""
+import json, numpy as np
+from livn.system import System, predefined
+from livn.targets.neuron.network import Network
+system = System(predefined("EI2"))
+out = {{}}
+for core in (False, True):
+    net = Network(system.spec, system.directory, extracellular=False, coreneuron=core)
+    net.set_params({DRIVE!r})
+    parts = [net.run(60.0), net.run(60.0)] if core else [net.run(120.0)]
+    out[str(core)] = [np.concatenate([p[0] for p in parts]).tolist(), np.concatenate([p[1] for p in parts]).tolist()]
+try:
+    net.run(10.0, stimulus=np.zeros((400, len(net.circuit.electrodes))))
+    out["refused"] = None
+except ValueError as err:
+    out["refused"] = str(err)
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(out["False"][0]) > 20
+    assert out["True"] == out["False"]
+    assert "coreneuron=False" in out["refused"]
 
 
 @pytest.mark.mpi

@@ -43,6 +43,7 @@ def compile_brian2(system: System, output: Path) -> Path:
     with atomic_directory(output, marker="model.json") as tmp:
         (tmp / "model.json").write_text(json.dumps(model, indent=1) + "\n")
         shutil.copy2(Path(__file__).with_name("runtime.py"), tmp / "runtime.py")
-        shutil.copy2(Path(__file__).parent.parent / "circuit.py", tmp / "circuit.py")
+        for shared in ("circuit.py", "gid_normal.py"):
+            shutil.copy2(Path(__file__).parent.parent / shared, tmp / shared)
         (tmp / "run.py").write_text(RUN_SCRIPT.format(system=system.name, circuit=str(system.directory)))
     return Path(output)

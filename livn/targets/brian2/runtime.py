@@ -1,6 +1,6 @@
 """Brian2 simulation of a livn circuit: self-contained (numpy, h5py, brian2; no livn import).
 
-``livn compile --target brian2`` copies this file and ``circuit.py`` beside a ``model.json``
+``livn compile --target brian2`` copies this file, ``circuit.py`` and ``gid_normal.py`` beside a ``model.json``
 and ``run.py``; livn's in-process Env uses the same class. Units: ms, mV, µA (electrode
 currents), µS.
 """
@@ -15,57 +15,37 @@ import numpy as np
 
 try:  # inside livn
     from ..circuit import Circuit, field_transfer, write_spike_report  # noqa: F401 (re-exported)
-except ImportError:  # a compiled directory: circuit.py sits beside this file
+    from ..gid_normal import C_SOURCE, gid_normal
+except ImportError:  # a compiled directory: circuit.py and gid_normal.py sit beside this file
     from circuit import Circuit, field_transfer, write_spike_report  # noqa: F401
+    from gid_normal import C_SOURCE, gid_normal
 
-
-_MASK = (1 << 64) - 1
-_CYTHON_NORMAL = """
-cdef inline unsigned long long _livn_mix(unsigned long long x):
-    x = x + 0x9E3779B97F4A7C15ULL
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL
-    return x ^ (x >> 31)
+_CYTHON_NORMAL = '''
+cdef extern from *:
+    """%(c_source)s"""
+    double livn_gid_normal(unsigned long long seed, unsigned long long gid, unsigned long long stream,
+                           unsigned long long step) nogil
 
 cdef double gid_normal(int gid, int stream, int step):
-    cdef unsigned long long key = _livn_mix(_livn_mix(_livn_mix(%(seed)dULL) ^ <unsigned long long>gid)
-                                            ^ <unsigned long long>stream)
-    cdef unsigned long long a = _livn_mix(key ^ (<unsigned long long>step << 1))
-    cdef unsigned long long b = _livn_mix(key ^ ((<unsigned long long>step << 1) | 1ULL))
-    cdef double u1 = 1.0 - (a >> 11) * 1.1102230246251565e-16
-    cdef double u2 = (b >> 11) * 1.1102230246251565e-16
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)
-"""
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    return livn_gid_normal(%(seed)dULL, <unsigned long long>gid, <unsigned long long>stream,
+                           <unsigned long long>step)
+'''
 
 
 def gid_normal_function(seed: int) -> b2.Function:
-    """A Brian2 function ``gid_normal(gid, stream, step)``: a standard normal number that
-    depends only on (seed, gid, stream, step) — a counter-based stream per cell, so a cell's
-    noise does not depend on the other cells or on the order of evaluation."""
-    seed = int(seed) & _MASK
+    """A Brian2 function ``gid_normal(gid, stream, step)``: the standard normal number of
+    :mod:`gid_normal` for (seed, gid, stream, step) — a counter-based stream per cell, so a
+    cell's noise does not depend on the other cells or on the order of evaluation, and equals
+    the NEURON target's."""
+    seed = int(seed)
 
     def numpy_normal(gid, stream, step):
-        gid, stream, step = (np.asarray(a, dtype=np.int64).astype(np.uint64) for a in (gid, stream, step))
-        key = _mix(_mix(_mix(np.uint64(seed)) ^ gid) ^ stream)
-        one = np.uint64(1)
-        a = _mix(key ^ (step << one))
-        b = _mix(key ^ ((step << one) | one))
-        u1 = 1.0 - (a >> np.uint64(11)).astype(float) * 2.0**-53
-        u2 = (b >> np.uint64(11)).astype(float) * 2.0**-53
-        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)
+        return gid_normal(seed, gid, stream, step)
 
     function = b2.Function(numpy_normal, arg_units=[1, 1, 1], return_unit=1, arg_types=["integer"] * 3,
                            return_type="float", stateless=True)
-    function.implementations.add_implementation("cython", _CYTHON_NORMAL % {"seed": seed}, name="gid_normal")
+    function.implementations.add_implementation(
+        "cython", _CYTHON_NORMAL % {"seed": seed, "c_source": C_SOURCE}, name="gid_normal")
     function.implementations.add_implementation("numpy", numpy_normal, name="gid_normal")
     return function
 

@@ -153,16 +153,24 @@ class NeuronCell:
 
     def add_noise(self, kind: str, mechanism: str, segment_group: str, g0: float, sigma: float, tau: float,
                   erev: float, ids: tuple):
-        """An OU point conductance (µS, ms, mV) on ``segment_group`` whose Random123 stream is keyed
-        by ``ids`` (three integers < 2³², e.g. (seed, gid, stream of the kind))."""
+        """An OU point conductance (µS, ms, mV) on ``segment_group`` whose normal numbers are
+        keyed by ``ids`` = (seed, gid, stream of the kind), integers below 2⁵³
+        (:mod:`livn.targets.gid_normal`)."""
         h = _h()
         if kind in self.noise:
             raise ValueError(f"{self}: noise {kind} already exists")
         pp = getattr(h, mechanism)(self.section(segment_group)(0.5))
         pp.g0, pp.sigma, pp.tau, pp.e = g0, sigma, tau, erev
-        pp.rng.set_ids(*(int(i) for i in ids)).set_seq(0)
+        pp.seed, pp.gid, pp.stream = (_exact_integer(i) for i in ids)
         self.noise[kind] = pp
         return pp
+
+
+def _exact_integer(value) -> float:
+    value = int(value)
+    if not 0 <= value < 2**53:
+        raise ValueError(f"noise stream ids must be integers in [0, 2**53) (held as doubles in NEURON), found {value}")
+    return float(value)
 
 
 def build_cell(cell: Cell, gid: int | None = None, extracellular: bool = True,

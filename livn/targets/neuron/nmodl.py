@@ -24,11 +24,11 @@ noise (``POINT_PROCESS``)
     The Ornstein–Uhlenbeck conductance of the point-conductance model (Destexhe et al.
     2001; ``specs/noise/point_conductance.nml``): ``RANGE g0, sigma`` (µS), ``tau`` (ms),
     ``e`` (mV); exact update once per time step in a ``BEFORE STEP`` block,
-    g ← g0 + (g − g0)e^{−dt/τ} + σ√(1 − e^{−2dt/τ})·N(0,1), with N(0,1) from the instance's
-    own Random123 stream (NMODL ``RANDOM rng``, ``random_normal(rng)``). Key the stream with
-    ``pp.rng.set_ids(seed, gid, kind)``; INITIAL restarts it (``random_setseq(rng, 0)``), so a
-    cell's noise depends only on (seed, gid, kind), not on the MPI rank count or on other
-    cells. g starts at g0 and the first update happens during ``finitialize`` (NEURON calls
+    g ← g0 + (g − g0)e^{−dt/τ} + σ√(1 − e^{−2dt/τ})·N(0,1), with N(0,1) the counter-based
+    number of :mod:`livn.targets.gid_normal` for (``seed``, ``gid``, ``stream``, round(t/dt))
+    (RANGE variables of the instance; integers below 2⁵³): a cell's noise depends only on
+    those, not on the MPI rank count or on other cells, and is the Brian2 target's noise
+    (Random123 through NMODL ``RANDOM`` cost four times as much per draw). g starts at g0 and the first update happens during ``finitialize`` (NEURON calls
     BEFORE STEP once there), i.e. the first step already uses an updated g, as in the Brian2
     runtime. The update assumes a fixed step (``cvode.active(0)``).
 
@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..dynamics import Channel, Gate, Synapse, UnsupportedNeuroML, read_cell, read_synapse
+from ..gid_normal import C_SOURCE
 
 #: bumped whenever the generated code changes in a way the text hash would not show
 NMODL_FORMAT = 1
@@ -222,7 +223,10 @@ STATE {{
     {' '.join(names[g.name] for g in dynamic)}
 }}
 """)
-    breakpoint_lines = (["    SOLVE states METHOD cnexp"] if dynamic else []) + inst + [
+    # i is linear in v unless a gate is instantaneous: the hint spares NEURON a second
+    # evaluation of the current for di/dv
+    hint = [] if instantaneous else ["    CONDUCTANCE g"]
+    breakpoint_lines = hint + (["    SOLVE states METHOD cnexp"] if dynamic else []) + inst + [
         f"    g = gmax*{open_fraction}", "    i = g*(v - e)"]
     parts.append(f"""
 BREAKPOINT {{
@@ -324,7 +328,7 @@ INITIAL {{
 }}
 
 BREAKPOINT {{
-    SOLVE state METHOD cnexp
+{'' if block else '    CONDUCTANCE g' + chr(10)}    SOLVE state METHOD cnexp
     g = {gating}
     i = g*(v - e)
 }}
@@ -347,18 +351,18 @@ def noise_mechanism() -> Mechanism:
 COMMENT
 Translation of the NeuroML ComponentType {OU_COMPONENT} (specs/noise/point_conductance.nml):
 dg/dt = (g0 - g)/tau + sigma*sqrt(2/tau)*xi(t), i = g*(v - e), with the exact update over
-each fixed step dt (Gillespie 1996), once per step in BEFORE STEP:
+each fixed step dt (Gillespie 1996), in INITIAL and then once per step (SOLVE update, in
+NEURON's state update at the end of a step, when t is already the start of the next one):
     g <- g0 + (g - g0)*exp(-dt/tau) + sigma*sqrt(1 - exp(-2*dt/tau))*N(0,1)
-N(0,1) comes from this instance's Random123 stream: key it with rng.set_ids(seed, gid, kind);
-INITIAL restarts it at sequence 0, so a run is determined by (ids, parameters) alone.
-g is not clipped at 0. Needs fixed-step integration (cvode.active(0)).
+N(0,1) = livn_gid_normal(seed, gid, stream, step) (livn/targets/gid_normal.py, the numbers the
+Brian2 target draws too), step = round(t/dt): a run is determined by (seed, gid, stream,
+parameters) alone. g is not clipped at 0. Needs fixed-step integration (cvode.active(0)).
 ENDCOMMENT
 
 NEURON {{
     POINT_PROCESS {_NAME_PLACEHOLDER}
     NONSPECIFIC_CURRENT i
-    RANGE g0, sigma, tau, e, g, i
-    RANDOM rng
+    RANGE g0, sigma, tau, e, g, i, seed, gid, stream
     THREADSAFE
 }}
 
@@ -373,6 +377,9 @@ PARAMETER {{
     sigma = 0 (uS)
     tau = 1 (ms)
     e = 0 (mV)
+    seed = 0
+    gid = 0
+    stream = 0
 }}
 
 ASSIGNED {{
@@ -384,26 +391,50 @@ ASSIGNED {{
     spread
     dt_used (ms)
     tau_used (ms)
+    counter
+    white
+    odd_white
+    odd_counter
 }}
+
+VERBATIM{C_SOURCE}ENDVERBATIM
 
 INITIAL {{
-    random_setseq(rng, 0)
     g = g0
     dt_used = -1
+    odd_counter = -1
+    update()
 }}
 
-BEFORE STEP {{
+BREAKPOINT {{
+    CONDUCTANCE g
+    SOLVE update
+    i = g*(v - e)
+}}
+
+PROCEDURE update() {{
     if (dt != dt_used || tau != tau_used) {{
         decay = exp(-dt/tau)
         spread = sqrt(1 - decay*decay)
         dt_used = dt
         tau_used = tau
     }}
-    g = g0 + (g - g0)*decay + sigma*spread*random_normal(rng)
-}}
-
-BREAKPOINT {{
-    i = g*(v - e)
+    counter = floor(t/dt + 0.5)
+    : only RANGE names inside VERBATIM: nocmodl and CoreNEURON's nmodl both translate those.
+    : An even step computes the pair of normal numbers and keeps the odd step's.
+VERBATIM
+    if (counter == odd_counter) {{
+        white = odd_white;
+    }} else {{
+        livn_gid_normal_pair((uint64_t)seed, (uint64_t)gid, (uint64_t)stream, ((uint64_t)counter) >> 1,
+                             &white, &odd_white);
+        if (((uint64_t)counter) & 1ULL) {{
+            white = odd_white;
+        }}
+        odd_counter = counter + 1;
+    }}
+ENDVERBATIM
+    g = g0 + (g - g0)*decay + sigma*spread*white
 }}
 """
     return _named("point", OU_COMPONENT, text)
@@ -508,9 +539,11 @@ def _neuron_version() -> str:
         return "unknown"
 
 
-def mod_digest(files: dict[str, str]) -> str:
-    """Hash of .mod files (name -> text), the NEURON version and the platform."""
-    digest = hashlib.sha256(f"livn-nrnmech-{NMODL_FORMAT}\n{_neuron_version()}\n{platform.machine()}\n".encode())
+def mod_digest(files: dict[str, str], coreneuron: bool = False) -> str:
+    """Hash of .mod files (name -> text), the NEURON version, the platform and the build kind."""
+    kind = "coreneuron" if coreneuron else "neuron"
+    digest = hashlib.sha256(
+        f"livn-nrnmech-{NMODL_FORMAT}\n{_neuron_version()}\n{platform.machine()}\n{kind}\n".encode())
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
     return digest.hexdigest()
@@ -523,36 +556,45 @@ def cache_directory() -> Path:
     return cache_root() / "nrnmech"
 
 
-def _compiled(directory: Path) -> bool:
-    arch = platform.machine()
-    return any((directory / arch / lib).is_file() for lib in ("libnrnmech.so", ".libs/libnrnmech.so",
-                                                            "libnrnmech.dylib", ".libs/libnrnmech.dylib"))
+def _library(directory: Path, stem: str) -> Path | None:
+    arch = Path(directory) / platform.machine()
+    for name in (f"{stem}.so", f".libs/{stem}.so", f"{stem}.dylib", f".libs/{stem}.dylib"):
+        if (arch / name).is_file():
+            return arch / name
+    return None
 
 
-def compile_mod_files(files: dict[str, str], cache: Path | None = None) -> Path:
+def _compiled(directory: Path, coreneuron: bool = False) -> bool:
+    return _library(directory, "libnrnmech") is not None and (
+        not coreneuron or _library(directory, "libcorenrnmech") is not None)
+
+
+def compile_mod_files(files: dict[str, str], cache: Path | None = None, coreneuron: bool = False) -> Path:
     """Compile .mod files (name -> text) once: ``<cache>/<hash>`` holding the files and the
-    ``nrnivmodl`` output (``<arch>/libnrnmech.so``). Returns that directory (pass it to
+    ``nrnivmodl`` output (``<arch>/libnrnmech.so``, and ``<arch>/libcorenrnmech.so`` with
+    ``coreneuron``: ``nrnivmodl -coreneuron``). Returns that directory (pass it to
     ``neuron.load_mechanisms``). Safe under concurrent callers (file lock, atomic rename)."""
     from filelock import FileLock
 
     if not files:
         raise ValueError("no .mod files to compile")
     cache = Path(cache) if cache is not None else cache_directory()
-    target = cache / mod_digest(files)[:16]
-    if _compiled(target):
+    target = cache / mod_digest(files, coreneuron)[:16]
+    if _compiled(target, coreneuron):
         return target
     cache.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if _compiled(target):
+        if _compiled(target, coreneuron):
             return target
         tmp = cache / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
             for name, text in files.items():
                 (tmp / name).write_text(text)
-            done = subprocess.run([str(nrnivmodl())], cwd=tmp, capture_output=True, text=True, timeout=1800)
-            if done.returncode != 0 or not _compiled(tmp):
-                raise RuntimeError(f"nrnivmodl failed in {tmp} (exit {done.returncode}):\n"
+            command = [str(nrnivmodl())] + (["-coreneuron", "."] if coreneuron else [])
+            done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=1800)
+            if done.returncode != 0 or not _compiled(tmp, coreneuron):
+                raise RuntimeError(f"{' '.join(command)} failed in {tmp} (exit {done.returncode}):\n"
                                    f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
             if target.exists():
                 shutil.rmtree(target)
@@ -583,16 +625,26 @@ def _declared(name: str) -> bool:
     return bool(h.name_declared(name))
 
 
-def load_mechanisms(mechs: MechanismSet, cache: Path | None = None) -> MechanismSet:
+#: the CoreNEURON mechanism library of this process (CoreNEURON takes the first one it finds)
+_CORENEURON_LIBRARY: Path | None = None
+
+
+def load_mechanisms(mechs: MechanismSet, cache: Path | None = None, coreneuron: bool = False) -> MechanismSet:
     """Make every mechanism of ``mechs`` usable in this process and return ``mechs``.
 
     Mechanisms already loaded (same name, hence same text) are skipped; the others are
     compiled together (cached, see :func:`compile_mod_files`) and loaded with
     ``neuron.load_mechanisms``. Every MPI rank must call this (each process loads its own
     library); they share the compiled directory.
+
+    With ``coreneuron``, every mechanism of ``mechs`` is also compiled for CoreNEURON and that
+    library is loaded for CoreNEURON to find (instead of ``<arch>/libcorenrnmech.so`` in the
+    working directory). CoreNEURON uses one mechanism library per process: a second, different
+    set raises RuntimeError.
     """
     import neuron
 
+    global _CORENEURON_LIBRARY
     missing = {m.filename: m.text for m in mechs.all() if m.name not in _LOADED and not _declared(m.name)}
     if missing:
         directory = compile_mod_files(missing, cache)
@@ -603,4 +655,15 @@ def load_mechanisms(mechs: MechanismSet, cache: Path | None = None) -> Mechanism
     for m in mechs.all():
         if not _declared(m.name):
             raise RuntimeError(f"mechanism {m.name} is not available after loading")
+    if coreneuron:
+        library = _library(compile_mod_files(mechs.files(), cache, coreneuron=True), "libcorenrnmech")
+        if _CORENEURON_LIBRARY is None:
+            import ctypes
+
+            # global symbols: NEURON looks for an already loaded CoreNEURON before searching
+            ctypes.CDLL(str(library), mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+            _CORENEURON_LIBRARY = library
+        elif _CORENEURON_LIBRARY != library:
+            raise RuntimeError(f"CoreNEURON already runs the mechanisms of {_CORENEURON_LIBRARY.parent.parent} in this "
+                               f"process; it cannot load another set ({library.parent.parent}): use a new process")
     return mechs

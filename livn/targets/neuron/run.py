@@ -23,6 +23,7 @@ def main(argv=None) -> None:
     parser.add_argument("--output", type=Path, default=Path("spikes.h5"))
     parser.add_argument("--params", type=str, default=None, help="JSON object of parameters to set")
     parser.add_argument("--dt", type=float, default=0.025)
+    parser.add_argument("--coreneuron", action="store_true", help="integrate with CoreNEURON (same spikes)")
     args = parser.parse_args(argv)
 
     from ...system import System
@@ -31,7 +32,8 @@ def main(argv=None) -> None:
 
     system = System(args.circuit)
     start = time.perf_counter()
-    network = Network(system.spec, system.directory, dt=args.dt, extracellular=False)  # no stimulation here
+    network = Network(system.spec, system.directory, dt=args.dt, extracellular=False,  # no stimulation here
+                      coreneuron=args.coreneuron)
     if args.params:
         network.set_params(json.loads(args.params))
     built = time.perf_counter() - start
@@ -41,7 +43,8 @@ def main(argv=None) -> None:
     if network.rank == 0:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         write_spike_report(args.output, system.name, it, t)
-        print(json.dumps({"system": system.name, "ranks": network.ranks, "duration_ms": args.duration,
+        print(json.dumps({"system": system.name, "ranks": network.ranks, "coreneuron": args.coreneuron,
+                          "duration_ms": args.duration,
                           "build_s": round(built, 3), "run_s": round(wall, 3), "spikes": int(len(it)),
                           "output": str(args.output)}))
     pc.barrier()
