@@ -32,6 +32,7 @@ test-fast: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/build.py
 	$(BIN)/python benchmarks/simulate_brian2.py
+	$(BIN)/python benchmarks/simulate_neuron.py
 
 clean:
 	rm -rf out

@@ -192,7 +192,7 @@ def test_extracellular_mechanism_and_equivalent_currents_agree():
 @pytest.mark.slow
 def test_network_rates_agree_between_neuron_and_brian2():
     """EI2 with its tuned defaults, 5 s after a 500 ms transient: mean rate per population
-    within 10 % (different noise realisations, same statistics)."""
+    within 5 % (the same noise; the networks part through integration differences only)."""
     from livn.measures import mean_rate
     rates = {}
     for backend, options in (("brian2", {}), ("neuron", {"field": "currents"})):
@@ -203,4 +203,25 @@ def test_network_rates_agree_between_neuron_and_brian2():
     for population in ("EXC", "INH"):
         brian2, neuron = rates["brian2"][population], rates["neuron"][population]
         assert brian2 > 0.5, rates
-        assert abs(neuron - brian2) <= 0.1 * brian2, rates
+        assert abs(neuron - brian2) <= 0.05 * brian2, rates
+
+
+@pytest.mark.slow
+def test_noise_driven_cells_fire_together_in_neuron_and_brian2():
+    """EI1 without connections, driven by its noise alone for 1 s: both simulators draw the same
+    numbers for each cell and step, so nearly every spike of one has a partner in the other."""
+    from livn.system import System
+    silent = {name: 0.0 for name in System(predefined("EI1")).weight_names}
+    trains = {}
+    for backend, options in (("brian2", {}), ("neuron", {"field": "currents"})):
+        env = make("EI1", backend=backend, **options)
+        env.set_params({**silent, "noise.excitatory.g0": 0.04, "noise.excitatory.sigma": 0.015})
+        env.record_spikes()
+        it, t, *_ = env.run(1000)
+        trains[backend] = {g: t[it == g] for g in range(env.system.num_neurons)}
+    total = sum(len(x) for x in trains["brian2"].values())
+    assert total > 50, "the comparison needs spikes"
+    matched = sum(int(np.min(np.abs(trains["neuron"][g] - s)) <= 1.0) if len(trains["neuron"][g]) else 0
+                  for g, spikes in trains["brian2"].items() for s in spikes)
+    counts = [(len(trains["brian2"][g]), len(trains["neuron"][g])) for g in trains["brian2"]]
+    assert matched >= 0.95 * total, (matched, total, counts)
