@@ -33,25 +33,34 @@ static inline uint64_t livn_mix64(uint64_t livn_x) {
     return livn_x ^ (livn_x >> 31);
 }
 
-static inline void livn_gid_normal_pair(uint64_t livn_seed, uint64_t livn_gid, uint64_t livn_stream,
-                                        uint64_t livn_pair, double* livn_even, double* livn_odd) {
+static inline void livn_gid_uniform_pair(uint64_t livn_seed, uint64_t livn_gid, uint64_t livn_stream,
+                                         uint64_t livn_pair, double* livn_radius, double* livn_angle) {
     uint64_t livn_key = livn_mix64(livn_mix64(livn_mix64(livn_seed) ^ livn_gid) ^ livn_stream);
     uint64_t livn_a = livn_mix64(livn_key ^ (livn_pair << 1));
     uint64_t livn_b = livn_mix64(livn_key ^ ((livn_pair << 1) | 1ULL));
     double livn_u1 = 1.0 - (double)(livn_a >> 11) * 1.1102230246251565e-16;  /* (0, 1]: finite log */
     double livn_u2 = (double)(livn_b >> 11) * 1.1102230246251565e-16;
-    double livn_r = sqrt(-2.0 * log(livn_u1));
-    *livn_even = livn_r * cos(6.283185307179586 * livn_u2);
-    *livn_odd = livn_r * sin(6.283185307179586 * livn_u2);
+    *livn_radius = sqrt(-2.0 * log(livn_u1));
+    *livn_angle = 6.283185307179586 * livn_u2;
 }
 
+static inline void livn_gid_normal_pair(uint64_t livn_seed, uint64_t livn_gid, uint64_t livn_stream,
+                                        uint64_t livn_pair, double* livn_even, double* livn_odd) {
+    double livn_radius, livn_angle;
+    livn_gid_uniform_pair(livn_seed, livn_gid, livn_stream, livn_pair, &livn_radius, &livn_angle);
+    *livn_even = livn_radius * cos(livn_angle);
+    *livn_odd = livn_radius * sin(livn_angle);
+}
+
+/* one number without its partner (what a stateless caller, such as Brian2's code, needs) */
 static inline double livn_gid_normal(uint64_t livn_seed, uint64_t livn_gid, uint64_t livn_stream,
                                      uint64_t livn_step) {
-    double livn_even, livn_odd;
-    livn_gid_normal_pair(livn_seed, livn_gid, livn_stream, livn_step >> 1, &livn_even, &livn_odd);
-    return (livn_step & 1ULL) ? livn_odd : livn_even;
+    double livn_radius, livn_angle;
+    livn_gid_uniform_pair(livn_seed, livn_gid, livn_stream, livn_step >> 1, &livn_radius, &livn_angle);
+    return livn_radius * ((livn_step & 1ULL) ? sin(livn_angle) : cos(livn_angle));
 }
 """
+
 
 def _mix(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):

@@ -265,7 +265,20 @@ class Simulation:
             self.network.remove(*extra)
             for name, local in injected:
                 self.groups[name].I_inject[local] = 0 * b2.nA
+        self._check_finite()
         return self._collect()
+
+    def _check_finite(self):
+        """Raise if the integration diverged (Brian2 itself only logs a warning and runs on)."""
+        for name, group in self.groups.items():
+            for var in (v for v in group.variables if v.startswith("v_")):
+                bad = np.flatnonzero(~np.isfinite(np.asarray(getattr(group, var)[:])))
+                if len(bad):
+                    gids = (bad + self.model["populations"][name]["first_gid"]).tolist()
+                    raise FloatingPointError(
+                        f"the integration diverged before t = {float(self.network.t / b2.ms):g} ms: {var} of "
+                        f"{len(bad)} {name} cell(s) (gids {gids[:10]}{' ...' if len(bad) > 10 else ''}) is not finite; "
+                        f"a smaller dt (or the NEURON backend, whose integration is implicit) would be stable")
 
     def _collect(self):
         it = t = iv = v = None

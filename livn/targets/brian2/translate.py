@@ -13,6 +13,13 @@ from ..dynamics import Cell, Synapse, read_cell, read_synapse
 #: where "onto" in a spec puts things on livn's two-compartment cells
 ONTO = {"soma": "soma_group", "dendrite": "dendrite_group"}
 
+#: RK4 is stable for a relaxation rate r while r·dt < 2.78. A gate's rate stays below 33/ms
+#: from −90 to +60 mV (Na_RS m; 0.8 per step of 0.025 ms), but a strong MEA pulse swings a
+#: compartment to −200 mV, where Na_RS h relaxes at ~1000/ms and RK4 diverges (NaN within one
+#: pulse). Gates therefore relax at most at RATE_LIMIT/dt: nothing changes at physiological
+#: potentials, and where the limit acts the gate reaches its steady state within a step anyway.
+RATE_LIMIT = 2.5
+
 
 def _gate_terms(cell: Cell, index: int) -> tuple[list[str], list[str], dict]:
     """Equations of the channels of compartment ``index``: (equations, current terms, initial values)."""
@@ -27,11 +34,12 @@ def _gate_terms(cell: Cell, index: int) -> tuple[list[str], list[str], dict]:
             name = f"{gate.name}_{ch.id}_{c}"
             if gate.kind == "rates":
                 alpha, beta = gate.forward.expression(v), gate.reverse.expression(v)
-                lines.append(f"d{name}/dt = {gate.q10!r}*(({alpha})*(1 - {name}) - ({beta})*{name})/ms : 1")
+                lines.append(f"d{name}/dt = {gate.q10!r}*(({alpha})*(1 - {name}) - ({beta})*{name})/ms"
+                             f"*clip({RATE_LIMIT!r}*ms/({gate.q10!r}*(({alpha}) + ({beta}))*dt), 0, 1) : 1")
                 initial[name] = float(gate.steady(cell.v_init))
             elif gate.kind == "tauInf":
                 inf, tau = gate.steady_state.expression(v), gate.time_course.expression(v)
-                lines.append(f"d{name}/dt = {gate.q10!r}*(({inf}) - {name})/(({tau})*ms) : 1")
+                lines.append(f"d{name}/dt = (({inf}) - {name})*clip({gate.q10!r}/(({tau})*ms), 0/ms, {RATE_LIMIT!r}/dt) : 1")
                 initial[name] = float(gate.steady(cell.v_init))
             else:
                 lines.append(f"{name} = {gate.steady_state.expression(v)} : 1")

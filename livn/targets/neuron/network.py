@@ -2,7 +2,8 @@
 
 Cells are dealt round-robin by gid (gid % ranks); every connection is a ``gid_connect``
 NetCon onto the target cell's one point process per receptor; the OU noise of a cell draws
-from Random123 streams keyed by (seed, gid, kind). What a cell computes therefore does not
+the counter-based numbers keyed by (seed, gid, kind, step) that the Brian2 target draws
+too (:mod:`livn.targets.gid_normal`). What a cell computes therefore does not
 depend on the number of ranks: spikes are identical on 1, 2 or 3 ranks.
 
 Units: ms, mV, nA, µS, µm; electrode currents µA.

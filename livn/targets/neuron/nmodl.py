@@ -23,14 +23,18 @@ synapse (``POINT_PROCESS``)
 noise (``POINT_PROCESS``)
     The Ornstein–Uhlenbeck conductance of the point-conductance model (Destexhe et al.
     2001; ``specs/noise/point_conductance.nml``): ``RANGE g0, sigma`` (µS), ``tau`` (ms),
-    ``e`` (mV); exact update once per time step in a ``BEFORE STEP`` block,
+    ``e`` (mV); exact update once per time step (``SOLVE update``: NEURON's state update at the
+    end of a step, and once in INITIAL),
     g ← g0 + (g − g0)e^{−dt/τ} + σ√(1 − e^{−2dt/τ})·N(0,1), with N(0,1) the counter-based
     number of :mod:`livn.targets.gid_normal` for (``seed``, ``gid``, ``stream``, round(t/dt))
-    (RANGE variables of the instance; integers below 2⁵³): a cell's noise depends only on
-    those, not on the MPI rank count or on other cells, and is the Brian2 target's noise
-    (Random123 through NMODL ``RANDOM`` cost four times as much per draw). g starts at g0 and the first update happens during ``finitialize`` (NEURON calls
-    BEFORE STEP once there), i.e. the first step already uses an updated g, as in the Brian2
-    runtime. The update assumes a fixed step (``cvode.active(0)``).
+    (RANGE variables of the instance; integers below 2⁵³). A cell's noise depends only on
+    those, not on the MPI rank count or on other cells, and it is the Brian2 target's noise.
+    g starts at g0 and INITIAL applies the update of step 0, so the first step already uses
+    an updated g, as in the Brian2 runtime. Fixed steps only (``cvode.active(0)``). The
+    numbers come in Box–Muller pairs (steps 2k, 2k + 1): an even step keeps the odd one.
+    Random123 through NMODL ``RANDOM`` cost twice as much per draw, and a ``BEFORE STEP``
+    block a function call and a voltage lookup per instance and step: on EI4 the noise was
+    more than half of the run time.
 
 Names
 -----
