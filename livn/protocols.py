@@ -7,7 +7,7 @@ the spontaneous run with 4 ms bins.
 
 20 µA at 10 Hz (chosen 2026-11-25 with the tuned EI defaults): ~106 mV at the electrode
 (52 µm below the cells); each pulse evokes about one extra spike per cell on average, so the
-stimulated mean rate is ~13-14 Hz (EI2 13.4, EI3 14.1) against ~3.7 Hz spontaneous. 15 µA
+stimulated mean rate is ~13-14 Hz (EI2 13.5, EI3 14.0) against ~3.8 Hz spontaneous. 15 µA
 gives ~10 Hz (EI2); stronger pulses add little (40 µA: EI2 15.9, EI3 9.7 Hz).
 """
 
