@@ -92,6 +92,14 @@ class Gate:
     time_course: Rate | None = None
     q10: float = 1.0
 
+    def relaxation_rate(self, v):
+        """How fast the gate approaches its steady state at ``v`` (mV): q10·(α + β) or q10/τ, 1/ms."""
+        if self.kind == "rates":
+            return self.q10 * (self.forward.value(v) + self.reverse.value(v))
+        if self.kind == "tauInf":
+            return self.q10 / self.time_course.value(v)
+        raise ValueError(f"gate {self.name}: an instantaneous gate has no relaxation rate")
+
     def steady(self, v):
         """Steady-state value of the gate at ``v`` (mV)."""
         if self.kind == "rates":
