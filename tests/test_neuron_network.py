@@ -142,9 +142,12 @@ def test_compiled_neuron_directory_runs_under_mpiexec(tmp_path):
     assert list((out / "mechanisms").glob("*.mod")) and list((out / "mechanisms").glob("*/libnrnmech.so"))
     config = libsonata.SimulationConfig.from_file(str(out / "simulation_config.json"))
     assert config.run.dt == 0.025 and Path(config.network).is_file()
+    cache = tmp_path / "empty-cache"
     done = subprocess.run([str(BIN / "mpiexec"), "-n", "2", sys.executable, str(out / "run.py"), "--duration", "100"],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                          env={**os.environ, "LIVN_CACHE": str(cache)})
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not (cache / "nrnmech").exists(), "run.py must use the directory's own compiled mechanisms"
     assert json.loads(done.stdout.strip().splitlines()[-1])["ranks"] == 2
     gids, times = read_spike_report(out / "output" / "spikes.h5", "EI2")
     assert np.all(np.diff(times) >= 0) and np.all(times < 100)

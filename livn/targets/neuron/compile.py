@@ -23,7 +23,8 @@ from pathlib import Path
 here = Path(__file__).resolve().parent
 config = __import__("json").loads((here / "simulation_config.json").read_text())
 defaults = ["--duration", str(config["run"]["tstop"]), "--dt", str(config["run"]["dt"]),
-            "--output", str(here / config["output"]["output_dir"] / config["output"]["spikes_file"])]
+            "--output", str(here / config["output"]["output_dir"] / config["output"]["spikes_file"]),
+            "--mechanisms", str(here / config["mechanisms_dir"])]
 
 from livn.targets.neuron.run import main  # noqa: E402  (initialises MPI before NEURON is used)
 

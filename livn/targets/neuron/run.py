@@ -24,7 +24,14 @@ def main(argv=None) -> None:
     parser.add_argument("--params", type=str, default=None, help="JSON object of parameters to set")
     parser.add_argument("--dt", type=float, default=0.025)
     parser.add_argument("--coreneuron", action="store_true", help="integrate with CoreNEURON (same spikes)")
+    parser.add_argument("--mechanisms", type=Path, default=None,
+                        help="a folder compiled with nrnivmodl to load first (else livn compiles into its cache)")
     args = parser.parse_args(argv)
+    if args.mechanisms is not None:
+        import neuron
+
+        if not neuron.load_mechanisms(str(args.mechanisms), warn_if_already_loaded=False):
+            raise SystemExit(f"no compiled mechanisms in {args.mechanisms} (run nrnivmodl there)")
 
     from ...system import System
     from ..circuit import write_spike_report
