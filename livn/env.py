@@ -19,12 +19,13 @@ def _backend(backend: str | None) -> str:
 class _NeuronSimulation:
     """The NEURON network behind the same interface as the Brian2 runtime's Simulation."""
 
-    def __init__(self, system: System, dt: float, field: str):
+    def __init__(self, system: System, dt: float, field: str, coreneuron: bool = False):
         from .targets.neuron.network import Network
         from .targets.neuron.parallel import init
 
         init()
-        self.network = Network(system.spec, system.directory, dt=dt, field=field)
+        self.network = Network(system.spec, system.directory, dt=dt, field=field,
+                               extracellular=not coreneuron, coreneuron=coreneuron)
         self.recording_spikes = False
         self.voltage_gids = None
 
@@ -72,15 +73,20 @@ class Env:
         NEURON only: how the MEA field reaches the cells, "extracellular" (NEURON's
         extracellular mechanism, backward Euler) or "currents" (the equivalent axial
         currents, as in Brian2; Crank–Nicolson, closest to Brian2).
+    coreneuron : bool
+        NEURON only: integrate with CoreNEURON (the same spikes as ``field="currents"``,
+        faster on large systems); runs without stimulus or current injection.
     """
 
     def __init__(self, system: System, backend: str | None = None, dt: float = 0.025, codegen: str = "cython",
-                 field: str = "extracellular"):
+                 field: str = "extracellular", coreneuron: bool = False):
         self.system = system
         self.backend = _backend(backend)
         self.dt = dt
+        if coreneuron and self.backend != "neuron":
+            raise ValueError(f"coreneuron=True needs the NEURON backend, not {self.backend!r}")
         if self.backend == "neuron":
-            self.simulation = _NeuronSimulation(system, dt, field)
+            self.simulation = _NeuronSimulation(system, dt, field, coreneuron)
         else:
             from .targets.brian2.runtime import Simulation
             from .targets.brian2.translate import translate

@@ -92,6 +92,24 @@ print(json.dumps(out))
     assert "coreneuron=False" in out["refused"]
 
 
+@pytest.mark.slow
+def test_env_with_coreneuron_matches_neuron():
+    """make(..., coreneuron=True) gives the spikes of the NEURON Env without the extracellular
+    mechanism (field="currents": same integrator), and refuses a stimulus."""
+    runs = {}
+    for key, options in (("neuron", {"field": "currents"}), ("core", {"coreneuron": True})):
+        env = make("EI2", backend="neuron", **options)
+        env.record_spikes()
+        runs[key] = env.run(150)[:2]
+    assert len(runs["neuron"][0]) > 20
+    np.testing.assert_array_equal(runs["core"][0], runs["neuron"][0])
+    np.testing.assert_array_equal(runs["core"][1], runs["neuron"][1])
+    with pytest.raises(ValueError, match="without stimulus"):
+        env.run(10, stimulus=np.zeros((400, env.system.num_channels)))
+    with pytest.raises(ValueError, match="NEURON backend"):
+        make("EI2", backend="brian2", coreneuron=True)
+
+
 @pytest.mark.mpi
 def test_a_serial_fallback_under_mpiexec_is_an_error(tmp_path):
     done = mpirun(2, predefined("EI1"), 10.0, tmp_path / "x.h5", env={"MPI_LIB_NRN_PATH": str(tmp_path / "nothing.so")})

@@ -245,6 +245,10 @@ class Network:
             return
         from neuron import coreneuron
 
+        if self.h.t == 0:
+            # CoreNEURON refuses a model changed since finitialize (e.g. a previous network's
+            # cells freed after this one was built); at t = 0 initialising again changes nothing
+            self._initialise()
         coreneuron.enable, coreneuron.verbose = True, 0
         try:
             self.pc.psolve(stop)
