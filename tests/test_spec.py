@@ -76,6 +76,8 @@ BAD = [
     ("weight for no projection", lambda s: s.replace("INH -> INH.GABA_A:", "INH -> INH.AMPA:"),
      "defaults.weights", ["missing default weight(s) for INH->INH.GABA_A"], "  weights:"),
     ("duplicate key", lambda s: s.replace("seed: 2\n", "seed: 2\nseed: 3\n"), "seed", ["duplicate key 'seed'"], "seed: 3"),
+    ("seed too large", lambda s: s.replace("seed: 2\n", "seed: 4294967296\n"), "seed",
+     ["≤ 4294967295", "4294967296"], "seed: 4294967296"),
     ("YAML syntax", lambda s: s.replace("populations:\n", "populations: [\n"), "", ["not valid YAML"], None),
 ]
 
