@@ -24,9 +24,13 @@ def _expand(config: dict, base: Path, value: str) -> Path:
 
 
 class Circuit:
-    """The parts of a SONATA circuit a simulation needs, read with h5py."""
+    """The parts of a SONATA circuit a simulation needs, read with h5py.
 
-    def __init__(self, path):
+    ``edges=False`` leaves the edge arrays (source, target, edge_type, syn_weight, delay) unread,
+    for a reader that takes only some edges from ``edges_file`` / ``edge_population``.
+    """
+
+    def __init__(self, path, edges: bool = True):
         path = Path(path)
         config_path = path / "circuit_config.json" if path.is_dir() else path
         base = config_path.parent
@@ -39,13 +43,15 @@ class Circuit:
             group = h5[f"nodes/{node_pop}/0"]
             self.positions = np.column_stack([group[a][:] for a in "xyz"]).astype(float)
             self.rotation = group["rotation_angle_zaxis"][:] if "rotation_angle_zaxis" in group else np.zeros(len(self.positions))
-        with h5py.File(_expand(config, base, edges["edges_file"]), "r") as h5:
-            pop = h5[f"edges/{edge_pop}"]
-            self.source = pop["source_node_id"][:].astype(np.int64)
-            self.target = pop["target_node_id"][:].astype(np.int64)
-            self.edge_type = pop["edge_type_id"][:].astype(np.int64)
-            self.syn_weight = pop["0/syn_weight"][:].astype(float)
-            self.delay = pop["0/delay"][:].astype(float)
+        self.edges_file, self.edge_population = _expand(config, base, edges["edges_file"]), edge_pop
+        if edges:
+            with h5py.File(self.edges_file, "r") as h5:
+                pop = h5[f"edges/{edge_pop}"]
+                self.source = pop["source_node_id"][:].astype(np.int64)
+                self.target = pop["target_node_id"][:].astype(np.int64)
+                self.edge_type = pop["edge_type_id"][:].astype(np.int64)
+                self.syn_weight = pop["0/syn_weight"][:].astype(float)
+                self.delay = pop["0/delay"][:].astype(float)
         with open(_expand(config, base, edges["edge_types_file"]), newline="") as handle:
             self.edge_types = {int(r["edge_type_id"]): r for r in csv.DictReader(handle, delimiter=" ")}
         livn = config.get("livn", {})

@@ -70,7 +70,7 @@ class Network:
         self.pc = h.ParallelContext()
         self.pc.gid_clear()  # one network per process: a new one replaces the previous one
         self.rank, self.ranks = int(self.pc.id()), int(self.pc.nhost())
-        self.circuit = Circuit(circuit)
+        self.circuit = Circuit(circuit, edges=False)  # each rank reads only its cells' afferent edges
         self.mechanisms = load_mechanisms(system_mechanisms(spec), coreneuron=coreneuron)
         set_integration("fixed", dt=dt, secondorder=secondorder)
         if coreneuron:
@@ -116,18 +116,32 @@ class Network:
                 self._population_of[gid] = pop.name
 
     def _connect(self):
-        c = self.circuit
-        local = np.zeros(len(c.positions), dtype=bool)
-        local[list(self.cells)] = True
-        for type_id, row in sorted(c.edge_types.items()):
-            mask = (c.edge_type == type_id) & local[c.target]
+        import libsonata
+
+        import h5py
+
+        population = libsonata.EdgeStorage(str(self.circuit.edges_file)).open_population(self.circuit.edge_population)
+        selection = population.afferent_edges(sorted(self.cells))
+        with h5py.File(self.circuit.edges_file, "r") as h5:  # libsonata does not expose edge_type_id
+            types = h5[f"edges/{self.circuit.edge_population}/edge_type_id"]
+            edge_type = np.concatenate([types[a:b] for a, b in selection.ranges] or [np.zeros(0, dtype=np.int64)])
+        # by edge type, then by edge id: the order (of NetCons, hence of simultaneous events)
+        # is the same on any number of ranks
+        order = np.lexsort((selection.flatten(), edge_type))
+        source, target, edge_type, weight, delay = (
+            np.asarray(x)[order] for x in (population.source_nodes(selection), population.target_nodes(selection),
+                                           edge_type, population.get_attribute("syn_weight", selection),
+                                           population.get_attribute("delay", selection)))
+        for type_id, row in sorted(self.circuit.edge_types.items()):
+            mask = edge_type == type_id
             name = f"{row['projection']}.{row['receptor']}"
             netcons = self._netcons.setdefault(name, [])
-            for source, target, weight, delay in zip(c.source[mask], c.target[mask], c.syn_weight[mask], c.delay[mask]):
-                nc = self.pc.gid_connect(int(source), self.cells[int(target)].synapses[row["receptor"]])
-                nc.weight[0] = weight
-                nc.delay = delay
-                netcons.append((nc, float(weight)))
+            synapse = row["receptor"]
+            for s, t, w, d in zip(source[mask].tolist(), target[mask].tolist(), weight[mask].tolist(), delay[mask].tolist()):
+                nc = self.pc.gid_connect(s, self.cells[t].synapses[synapse])
+                nc.weight[0] = w
+                nc.delay = d
+                netcons.append((nc, w))
 
     def _field_transfer(self):
         """gid -> (mV per µA of each electrode at the soma, ... at the dendrite)."""
