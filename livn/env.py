@@ -1,59 +1,45 @@
-"""The in-process environment: make("EI2") -> Env with record/run/set_params."""
+"""The in-process environment: make("EI2") -> Env with record/run/set_params.
+
+Every argument is checked here, where it enters, with a message naming the argument and
+what is accepted; the target then runs what is valid.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
+from .result import Result
 from .system import System, predefined
+from .targets import DEFAULT, get_target, target_names
+
+
+class TargetError(ValueError):
+    """A target cannot run a system: ``problems`` lists every reason (file, line, message)."""
+
+    def __init__(self, target: str, problems):
+        self.problems = list(problems)
+        super().__init__(f"the {target} target cannot run this system:\n" + "\n".join(f"  {p}" for p in self.problems))
 
 
 def _backend(backend: str | None) -> str:
-    backend = backend or os.environ.get("LIVN_BACKEND", "brian2")
-    if backend not in ("brian2", "neuron"):
-        raise ValueError(f"unknown backend {backend!r}; expected 'brian2' or 'neuron'")
+    backend = backend or os.environ.get("LIVN_BACKEND") or DEFAULT
+    if backend not in target_names():
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(target_names())}")
     return backend
 
 
-class _NeuronSimulation:
-    """The NEURON network behind the same interface as the Brian2 runtime's Simulation."""
-
-    def __init__(self, system: System, dt: float, field: str, coreneuron: bool = False):
-        from .targets.neuron.network import Network
-        from .targets.neuron.parallel import init
-
-        init()
-        self.network = Network(system.spec, system.directory, dt=dt, field=field,
-                               extracellular=not coreneuron, coreneuron=coreneuron)
-        self.recording_spikes = False
-        self.voltage_gids = None
-
-    def set_params(self, params):
-        self.network.set_params(params)
-
-    def record_spikes(self):
-        self.recording_spikes = True
-
-    def record_voltage(self, gids=None, dt=None):
-        self.network.record_voltage(gids, dt)
-        self.voltage_gids = gids
-
-    def run(self, duration, stimulus=None, inject=None):
-        it, t, voltages = self.network.run(duration, stimulus=stimulus, inject=inject)
-        if not self.recording_spikes:
-            it = t = None
-        iv = v = None
-        self.sections = {}
-        if voltages:
-            iv = np.array(sorted(voltages))
-            names = list(next(iter(voltages.values())))
-            self.sections = {name: np.array([voltages[g][name] for g in iv]) for name in names}
-            v = self.sections[names[0]]
-        return it, t, iv, v
-
-    def clear(self):
-        self.network.clear()
+def _positive(name: str, value, upper: float | None = None) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, found {value!r}") from None
+    if not math.isfinite(number) or number <= 0 or (upper is not None and number > upper):
+        limit = f" and at most {upper:g}" if upper is not None else ""
+        raise ValueError(f"{name} must be a finite number > 0{limit}, found {value!r}")
+    return number
 
 
 class Env:
@@ -63,75 +49,157 @@ class Env:
     ----------
     system : System
     backend : str, optional
-        "brian2" or "neuron"; default ``$LIVN_BACKEND``, else "brian2". Under ``mpiexec`` the
-        NEURON backend distributes the cells over the ranks.
+        A registered target ("brian2", "neuron"); default ``$LIVN_BACKEND``, else "brian2".
+        Under ``mpiexec`` the NEURON backend distributes the cells over the ranks.
     dt : float
-        Integration step, ms.
-    codegen : str
-        Brian2 code generation target ("cython": compiled once, cached across processes).
-    field : str
-        NEURON only: how the MEA field reaches the cells, "extracellular" (NEURON's
-        extracellular mechanism, backward Euler) or "currents" (the equivalent axial
-        currents, as in Brian2; Crank–Nicolson, closest to Brian2).
-    coreneuron : bool
-        NEURON only: integrate with CoreNEURON (the same spikes as ``field="currents"``,
-        faster on large systems); runs without stimulus or current injection.
+        Integration step, ms (0 < dt <= 1).
+    **options
+        Target options: Brian2 ``codegen`` ("cython" | "numpy"); NEURON ``field``
+        ("extracellular" | "currents") and ``coreneuron`` (bool). See
+        ``livn.targets.get_target(name).options``.
+
+    Raises
+    ------
+    TargetError
+        When the target cannot run the system (every reason, with file).
     """
 
-    def __init__(self, system: System, backend: str | None = None, dt: float = 0.025, codegen: str = "cython",
-                 field: str = "extracellular", coreneuron: bool = False):
+    def __init__(self, system: System, backend: str | None = None, dt: float = 0.025, **options):
+        if not isinstance(system, System):
+            raise TypeError(f"system must be a livn System, found {type(system).__name__}")
         self.system = system
         self.backend = _backend(backend)
-        self.dt = dt
-        if coreneuron and self.backend != "neuron":
-            raise ValueError(f"coreneuron=True needs the NEURON backend, not {self.backend!r}")
-        if self.backend == "neuron":
-            self.simulation = _NeuronSimulation(system, dt, field, coreneuron)
-        else:
-            from .targets.brian2.runtime import Simulation
-            from .targets.brian2.translate import translate
-
-            self.simulation = Simulation(translate(system.spec), system.directory, dt=dt, codegen=codegen)
+        self.dt = _positive("dt", dt, 1.0)
+        self.target = get_target(self.backend)
+        unknown = sorted(set(options) - set(self.target.options))
+        if unknown:
+            raise TypeError(f"unknown option(s) for backend {self.backend!r}: {', '.join(unknown)}; "
+                            f"valid: {', '.join(self.target.options) or 'none'}")
+        model = system.network
+        problems = self.target.check(model, self.dt)
+        if problems:
+            raise TargetError(self.backend, problems)
+        self.model = model
+        self.simulation = self.target.simulation(model, self.dt, **options)
         self.t = 0.0
+        self._recording = {}
+        self._spikes = False
 
     def default_params(self) -> dict[str, float]:
         return self.system.default_params()
 
     def set_params(self, params: dict) -> None:
-        """Set weights / noise by the names of ``system.default_params()``."""
-        self.simulation.set_params(params)
+        """Set weights / noise by the names of ``system.default_params()`` (finite, >= 0).
+
+        A weight is in multiples of its unit conductance (a weight whose default is 0 gives each
+        edge value × unit); noise g0/sigma in µS. Before the first run, the noise starts at its new mean.
+        """
+        self.simulation.set_params(self.model.check_params(params))
 
     def record_spikes(self) -> None:
         self.simulation.record_spikes()
+        self._spikes = True
+
+    def _gids(self, gids):
+        cells = self.model.biophysical_gids
+        if gids is None:
+            return cells
+        gids = np.atleast_1d(np.asarray(gids))
+        if gids.dtype.kind not in "iu" and not (gids.dtype.kind == "f" and np.all(gids == np.round(gids))):
+            raise ValueError(f"gids must be integers, found {gids.dtype}")
+        gids = gids.astype(np.int64)
+        bad = gids[~np.isin(gids, cells)]
+        if len(bad):
+            raise ValueError(f"gids {bad[:10].tolist()} are not simulated cells (valid: {cells.min()}..{cells.max()}"
+                             f"{', biophysical only' if len(self.model.virtual_gids) else ''})")
+        return np.unique(gids)
+
+    def _record(self, variable: str, gids, dt):
+        if self.t != 0:
+            raise RuntimeError("recordings are set up before the first run (or after clear())")
+        every = self.dt if dt is None else _positive("dt", dt)
+        if abs(every / self.dt - round(every / self.dt)) > 1e-9:
+            raise ValueError(f"the recording dt must be a multiple of the integration step {self.dt:g} ms, found {every:g}")
+        gids = self._gids(gids)
+        self.simulation.record(gids, variable, every)
+        self._recording[variable] = (gids, every)
 
     def record_voltage(self, gids=None, dt: float | None = None) -> None:
-        """Record soma potentials of ``gids`` (all if None) every ``dt`` ms (default: every step)."""
-        self.simulation.record_voltage(gids, dt)
+        """Record the membrane potential of every compartment of ``gids`` (all if None) every ``dt`` ms."""
+        self._record("v", gids, dt)
 
-    def run(self, duration: float, stimulus=None, inject=None):
+    def record_membrane_current(self, gids=None, dt: float | None = None) -> None:
+        """Record the transmembrane current of every compartment of ``gids`` (all if None) every
+        ``dt`` ms; runs then also return the MEA channel potentials (``mp``)."""
+        self._record("i_membrane", gids, dt)
+
+    def run(self, duration: float, stimulus=None, inject=None) -> Result:
         """Simulate ``duration`` ms more.
+
+        Parameters
+        ----------
+        duration : float
+            ms, finite and > 0 (rounded to whole steps).
+        stimulus : array, optional
+            Electrode currents in µA, shape (samples, channels), one sample per dt from now.
+        inject : dict, optional
+            gid -> somatic current clamp in nA, held during this call.
 
         Returns
         -------
-        it : ndarray or None
-            Spike gids, sorted by time.
-        t : ndarray or None
-            Spike times, ms.
-        iv : ndarray or None
-            Gids of the voltage rows.
-        v : ndarray or None
-            Soma membrane potentials, mV, shape (rows, samples).
-        im, mp : None
-            Membrane currents (not recorded by this backend yet).
+        Result
+            Unpacks as ``it, t, iv, v, im, mp`` (see :class:`livn.result.Result`).
         """
-        it, t, iv, v = self.simulation.run(duration, stimulus=stimulus, inject=inject)
+        duration = _positive("duration", duration)
+        if round(duration / self.dt) < 1:
+            raise ValueError(f"duration must be at least one step ({self.dt:g} ms), found {duration:g}")
+        if stimulus is not None:
+            stimulus = self.model.check_stimulus(stimulus, duration, self.dt)
+        if inject:
+            if not isinstance(inject, dict):
+                raise TypeError(f"inject must be a dict gid -> nA, found {type(inject).__name__}")
+            self._gids(list(inject))
+            for gid, amplitude in inject.items():
+                if not isinstance(amplitude, (int, float, np.number)) or not math.isfinite(float(amplitude)):
+                    raise ValueError(f"inject[{gid}] must be a finite current in nA, found {amplitude!r}")
+        start = self.t
+        gids, times, recordings = self.simulation.run(duration, stimulus=stimulus, inject=inject)
         self.t += duration
-        return it, t, iv, v, None, None
+        return self._result(gids, times, recordings, start, duration)
+
+    def _result(self, gids, times, recordings, start, duration) -> Result:
+        result = Result(start=start, duration=duration)
+        if self._spikes:
+            result.it, result.t = gids, times
+        if "v" in recordings:
+            wanted, every = self._recording["v"]
+            rows = [g for g in wanted.tolist() if g in recordings["v"]]
+            result.voltages = {g: recordings["v"][g] for g in rows}
+            result.iv = np.array(rows, dtype=np.int64)
+            result.v = np.array([recordings["v"][g][0] for g in rows]) if rows else np.zeros((0, 0))
+            result.dt_v = every
+        if "i_membrane" in recordings:
+            wanted, every = self._recording["i_membrane"]
+            rows = [g for g in wanted.tolist() if g in recordings["i_membrane"]]
+            blocks = [recordings["i_membrane"][g] for g in rows]
+            result.im = np.concatenate(blocks) if blocks else np.zeros((0, 0))
+            result.im_index = np.array([(g, k) for g, b in zip(rows, blocks) for k in range(len(b))], dtype=np.int64)
+            result.dt_im = every
+            if len(self.model.electrodes):
+                # mV/µA × nA = µV
+                result.mp = sum(self.model.field_transfer(g).T @ b for g, b in zip(rows, blocks)) if blocks else None
+        return result
 
     def clear(self) -> None:
-        """Start over at t = 0 with the same parameters."""
+        """Start over at t = 0 with the same parameters and recordings."""
         self.simulation.clear()
         self.t = 0.0
+
+    def close(self) -> None:
+        """Free the simulation (NEURON: lets another Env be made in this process)."""
+        if self.simulation is not None:
+            self.simulation.close()
+            self.simulation = None
 
     def channel_spikes(self, it, t) -> list[np.ndarray]:
         """Spike times (ms) per MEA channel."""
@@ -140,6 +208,11 @@ class Env:
         return channel_spikes(it, t, self.system.channel_members)
 
 
-def make(name: str, backend: str | None = None, **kwargs) -> Env:
-    """An Env of predefined system ``name`` (built on first use), default parameters applied."""
-    return Env(System(predefined(name)), backend=backend, **kwargs)
+def make(name, backend: str | None = None, **kwargs) -> Env:
+    """An Env of a predefined system ``name`` (built on first use), or of a circuit directory /
+    ``circuit_config.json`` / ``simulation_config.json``, default parameters applied."""
+    from .resources import predefined_names
+
+    if isinstance(name, str) and name in predefined_names() and not os.path.exists(name):
+        return Env(System(predefined(name)), backend=backend, **kwargs)
+    return Env(System(name), backend=backend, **kwargs)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import os
 from functools import cached_property
 from pathlib import Path
 
-import h5py
 import numpy as np
 import platformdirs
 from filelock import FileLock
@@ -68,12 +65,16 @@ def predefined(name: str) -> Path:
 
 
 class System:
-    """A built circuit: populations, positions, connections and MEA, read from SONATA.
+    """A SONATA circuit: populations, positions, connections, parameters and (if livn built it) the MEA.
+
+    Works from the circuit alone: a circuit another tool wrote (e.g. BMTK's NetworkBuilder)
+    loads too; what it lacks (an MEA, livn's connectivity rules) is reported when asked for.
 
     Parameters
     ----------
     path : path-like
-        A circuit directory (or its ``circuit_config.json``), e.g. ``predefined("EI2")``.
+        A circuit directory, its ``circuit_config.json``, or a ``simulation_config.json``
+        (whose spike inputs then drive the virtual nodes), e.g. ``predefined("EI2")``.
 
     Examples
     --------
@@ -83,29 +84,15 @@ class System:
     """
 
     def __init__(self, path: str | os.PathLike):
-        path = Path(path)
-        self.config_path = (path / "circuit_config.json" if path.is_dir() else path).absolute()
-        if not self.config_path.is_file():
-            raise FileNotFoundError(f"{path} is not a circuit: no circuit_config.json")
-        self.directory = self.config_path.parent
-        self.config = json.loads(self.config_path.read_text())
-        livn = self.config.get("livn")
-        if livn is None:
-            raise ValueError(f"{self.config_path} was not built by livn (no 'livn' block)")
-        self.spec: SystemSpec = load_spec(self._expand(livn["spec"]))
-        network = self.config["networks"]
-        self._nodes_file = self._expand(network["nodes"][0]["nodes_file"])
-        self._node_population = next(iter(network["nodes"][0]["populations"]))
-        self._edges_file = self._expand(network["edges"][0]["edges_file"])
-        self._edge_population = next(iter(network["edges"][0]["populations"]))
-        self._stimulation_electrodes = self._expand(livn["stimulation_electrodes"])
+        from .network.model import NetworkModel
+        from .sonata import Circuit
 
-    def _expand(self, value: str) -> Path:
-        manifest = self.config.get("manifest", {})
-        for _ in range(len(manifest) + 1):
-            for key, replacement in manifest.items():
-                value = value.replace(key, replacement)
-        return (self.directory / value).resolve()
+        self.circuit = Circuit(path)
+        self.config_path = self.circuit.config_path
+        self.directory = self.circuit.directory
+        self.config = self.circuit.config
+        self.livn = self.circuit.livn or {}
+        self.network = NetworkModel(self.circuit)
 
     def __repr__(self) -> str:
         return f"System({str(self.directory)!r})"
@@ -113,77 +100,90 @@ class System:
     # -- populations ---------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self.network.name
 
     @property
     def num_neurons(self) -> int:
-        return self.spec.num_neurons
+        """Number of simulated (biophysical) cells."""
+        return int(len(self.network.biophysical_gids))
+
+    @cached_property
+    def _labels(self) -> np.ndarray:
+        labels = np.empty(self.network.num_cells, dtype=object)
+        for pop in self.network.populations.values():
+            labels[pop.offset:pop.offset + pop.size] = pop.labels
+        return labels
 
     @property
     def populations(self) -> list[str]:
-        """Population names, in gid order."""
-        return [p.name for p in self.spec.populations]
+        """Names of the simulated cell populations (``pop_name``), in gid order."""
+        labels = self._labels[self.network.biophysical_gids]
+        return list(dict.fromkeys(labels.tolist()))
 
     def gids(self, population: str | None = None) -> np.ndarray:
-        """Gids of ``population`` (all cells if None)."""
+        """Gids of ``population`` (a ``pop_name`` or a node population; all simulated cells if None)."""
         if population is None:
-            return np.arange(self.num_neurons)
-        p = self.spec.population(population)
-        return np.arange(p.first_gid, p.first_gid + p.count)
+            return self.network.biophysical_gids
+        if population in self.network.populations:
+            return self.network.populations[population].gids
+        hits = np.flatnonzero(self._labels == population)
+        if len(hits) == 0:
+            known = list(dict.fromkeys(self._labels.tolist())) + list(self.network.populations)
+            raise KeyError(f"no population {population!r}; known: {', '.join(known)}")
+        return hits
 
     @cached_property
     def coordinates(self) -> np.ndarray:
-        """Soma positions in µm, shape (num_neurons, 3); row i is gid i."""
-        with h5py.File(self._nodes_file, "r") as h5:
-            group = h5[f"nodes/{self._node_population}/0"]
-            return np.column_stack([group[axis][:] for axis in "xyz"]).astype(float)
+        """Soma positions in µm, shape (cells, 3); row i is gid i."""
+        return np.concatenate([p.positions for p in self.network.populations.values()])
 
     # -- parameters ----------------------------------------------------------------------
     @property
     def weight_names(self) -> list[str]:
-        """Tunable synaptic weights, "SOURCE->TARGET.RECEPTOR" (multiples of the unit conductance)."""
-        return self.spec.weight_names
+        """Tunable synaptic weights, "SOURCE->TARGET.SYNAPSE" (multiples of the unit conductance)."""
+        return self.network.weight_names
 
     def default_params(self) -> dict[str, float]:
-        """The tuned defaults: every weight, and the noise g0/sigma in µS ("noise.excitatory.g0", ...)."""
-        return self.spec.default_params()
+        """The defaults: every weight, and the noise g0/sigma in µS ("noise.excitatory.g0", ...)."""
+        return self.network.default_params()
 
     # -- connections ---------------------------------------------------------------------
     @cached_property
     def edges(self) -> dict[str, np.ndarray]:
-        """Every edge: ``source``, ``target`` (gids), ``edge_type_id``, ``projection``,
-        ``receptor`` (names), ``syn_weight`` (µS), ``delay`` (ms), ``distance`` (µm)."""
-        with h5py.File(self._edges_file, "r") as h5:
-            pop = h5[f"edges/{self._edge_population}"]
-            out = {"source": pop["source_node_id"][:].astype(np.int64),
-                   "target": pop["target_node_id"][:].astype(np.int64),
-                   "edge_type_id": pop["edge_type_id"][:].astype(np.int64)}
-            for name in ("syn_weight", "delay", "distance", "afferent_section_id"):
-                out[name] = pop["0"][name][:]
-        types = self.edge_types
-        lookup = {t["edge_type_id"]: t for t in types}
-        ids = sorted(lookup)
-        position = np.searchsorted(ids, out["edge_type_id"])
-        out["projection"] = np.array([lookup[i]["projection"] for i in ids])[position]
-        out["receptor"] = np.array([lookup[i]["receptor"] for i in ids])[position]
-        return out
+        """Every edge (all edge populations): ``source``, ``target`` (gids), ``projection``,
+        ``receptor`` (synapse type), ``syn_weight`` (µS), ``delay`` (ms), ``distance`` (µm, NaN if unknown)."""
+        out = {k: [] for k in ("source", "target", "edge_type_id", "projection", "receptor", "syn_weight", "delay",
+                               "distance")}
+        for name, pop in self.circuit.edges.items():
+            sel = pop.select(None, [a for a in ("syn_weight", "delay", "distance", "projection", "receptor")
+                                    if a in pop.attribute_names])
+            n = len(sel.ids)
+            source_pop, target_pop = self.network.populations[pop.source], self.network.populations[pop.target]
+            info = self.network._edge_info[name]
+            out["source"].append(sel.source + source_pop.offset)
+            out["target"].append(sel.target + target_pop.offset)
+            out["edge_type_id"].append(sel.edge_type_id)
+            groups = np.array([info[t]["group"] if t in info else "?" for t in sel.edge_type_id.tolist()], dtype=object)
+            out["projection"].append(np.array([g.rsplit(".", 1)[0] for g in groups], dtype=object))
+            out["receptor"].append(np.array([g.rsplit(".", 1)[-1] for g in groups], dtype=object))
+            for key, fill in (("syn_weight", np.nan), ("delay", np.nan), ("distance", np.nan)):
+                out[key].append(sel.attributes[key].astype(float) if key in sel.attributes else np.full(n, fill))
+        return {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in out.items()}
 
-    @cached_property
-    def edge_types(self) -> list[dict]:
-        """Rows of the edge types CSV (edge_type_id, projection, receptor, ...)."""
-        path = self._expand(self.config["networks"]["edges"][0]["edge_types_file"])
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter=" "))
-        for row in rows:
-            row["edge_type_id"] = int(row["edge_type_id"])
-        return rows
+    def _projection(self, projection: str) -> dict:
+        rules = (self.livn.get("projections") or {}).get(projection)
+        if rules is None:
+            raise KeyError(f"no connectivity rule for projection {projection!r} in this circuit "
+                           f"(known: {', '.join(self.livn.get('projections') or {}) or 'none: not built by livn'})")
+        return rules
 
     def connections(self, projection: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(source gids, target gids, distances µm) of ``projection`` ("EXC->INH"), one per
         connected pair (a pair carries one edge per receptor)."""
         e = self.edges
-        first = next(r for r in self.spec.projections if r.name == projection).receptors[0]
-        mask = (e["projection"] == projection) & (e["receptor"] == first)
+        receptors = self._projection(projection)["receptors"] if projection in (self.livn.get("projections") or {}) \
+            else sorted(set(e["receptor"][e["projection"] == projection].tolist()))
+        mask = (e["projection"] == projection) & (e["receptor"] == receptors[0]) if receptors else e["projection"] == ""
         return e["source"][mask], e["target"][mask], e["distance"][mask].astype(float)
 
     def connection_probability(self, projection: str, bins: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,11 +200,15 @@ class System:
         """
         from scipy.spatial import cKDTree
 
-        proj = next(r for r in self.spec.projections if r.name == projection)
-        edges = np.linspace(0.0, proj.kernel.max_distance, bins + 1)
-        source_gids, target_gids = self.gids(proj.source), self.gids(proj.target)
+        from .spec.model import GaussianKernel
+
+        kernel = self._projection(projection)["kernel"]
+        kernel = GaussianKernel(kernel["sigma_um"], kernel["p_max"], kernel["cutoff"])
+        source, target = projection.split("->")
+        edges = np.linspace(0.0, kernel.max_distance, bins + 1)
+        source_gids, target_gids = self.gids(source), self.gids(target)
         pairs = cKDTree(self.coordinates[target_gids]).sparse_distance_matrix(
-            cKDTree(self.coordinates[source_gids]), proj.kernel.max_distance, output_type="ndarray")
+            cKDTree(self.coordinates[source_gids]), kernel.max_distance, output_type="ndarray")
         distance = pairs["v"][target_gids[pairs["i"]] != source_gids[pairs["j"]]]
         candidates = np.histogram(distance, edges)[0]
         connected = np.histogram(self.connections(projection)[2], edges)[0]
@@ -213,10 +217,10 @@ class System:
         return (edges[:-1] + edges[1:]) / 2, probability, candidates
 
     # -- MEA -----------------------------------------------------------------------------
-    @cached_property
+    @property
     def electrodes(self) -> np.ndarray:
-        """Electrode centres in µm, shape (channels, 3); row i is channel i."""
-        return np.loadtxt(self._stimulation_electrodes, skiprows=1, ndmin=2)[:, :3]
+        """Electrode centres in µm, shape (channels, 3); row i is channel i ((0, 3) without an MEA)."""
+        return self.circuit.electrodes
 
     @property
     def num_channels(self) -> int:
@@ -225,34 +229,58 @@ class System:
     @cached_property
     def channel_members(self) -> list[np.ndarray]:
         """For each channel, the gids within the recording radius (x-y) of its electrode."""
-        return channel_members(self.electrodes, self.coordinates, self.spec.mea.recording_radius)
+        mea = self.livn.get("mea") or {}
+        cells = self.gids()
+        members = channel_members(self.electrodes, self.coordinates[cells], mea.get("recording_radius_um", 60.0))
+        return [cells[m] for m in members]
 
     # -- summary -------------------------------------------------------------------------
     def summary(self) -> str:
         """A readable account of the circuit: populations, projections, distances, MEA."""
-        w, h = self.spec.size
-        lines = [f"System {self.name}: {self.num_neurons} neurons in a {w:g} x {h:g} um culture (seed {self.spec.seed})",
-                 f"  circuit: {self.directory}", "", "Populations"]
-        for p in self.spec.populations:
-            lines.append(f"  {p.name:<8} {p.count:>7} cells  ({p.count / self.num_neurons:.0%}, {p.role}, cell {p.cell_id})")
-        lines += ["", "Projections   connections  mean in-degree  distance mean/median/max (um)  delay min/max (ms)  receptors"]
-        for proj in self.spec.projections:
-            source, target, distance = self.connections(proj.name)
-            n_target = self.spec.population(proj.target).count
-            delay = self.spec.delay.of(distance) if len(distance) else np.zeros(1)
-            stats = (f"{distance.mean():6.1f} / {np.median(distance):6.1f} / {distance.max():6.1f}"
-                     if len(distance) else "     -")
-            lines.append(f"  {proj.name:<10} {len(source):>12} {len(source) / n_target:>15.1f}  {stats:>30}  "
-                         f"{delay.min():7.3f} / {delay.max():6.3f}    {'+'.join(proj.receptors)}")
-        total = sum(len(self.connections(p.name)[0]) for p in self.spec.projections)
-        lines.append(f"  {'total':<10} {total:>12} {total / self.num_neurons:>15.1f}")
-        mea = self.spec.mea
-        counts = np.array([len(m) for m in self.channel_members])
-        lines += ["", f"MEA: {self.num_channels} channels ({mea.grid[0]} x {mea.grid[1]}, pitch {mea.pitch:g} um, "
-                      f"electrode radius {mea.electrode_radius:g} um, offset {mea.offset:g} um)",
-                  f"  cells per channel within {mea.recording_radius:g} um: mean {counts.mean():.1f}, "
-                  f"min {counts.min()}, max {counts.max()}; cells on no channel: "
-                  f"{self.num_neurons - len(np.unique(np.concatenate(self.channel_members + [np.array([], dtype=int)])))}"]
+        livn = self.livn
+        culture = livn.get("culture", {})
+        size = culture.get("size_um")
+        where = f" in a {size[0]:g} x {size[1]:g} um culture (seed {livn.get('seed')})" if size else ""
+        lines = [f"System {self.name}: {self.num_neurons} neurons{where}", f"  circuit: {self.directory}", "",
+                 "Populations"]
+        roles = livn.get("populations") or {}
+        for p in self.populations:
+            count = len(self.gids(p))
+            extra = f", {roles[p]['role']}, cell {roles[p]['cell']}" if p in roles else ""
+            lines.append(f"  {p:<8} {count:>7} cells  ({count / max(self.num_neurons, 1):.0%}{extra})")
+        for pop in self.network.populations.values():
+            if pop.kind == "virtual":
+                lines.append(f"  {pop.name:<8} {pop.size:>7} virtual nodes (spike inputs)")
+        e = self.edges
+        lines += ["", "Projections   connections  mean in-degree  distance mean/median/max (um)  delay min/max (ms)  synapses"]
+        projections = list(dict.fromkeys(e["projection"].tolist()))
+        total = 0
+        for name in projections:
+            source, target, distance = self.connections(name)
+            total += len(source)
+            n_target = max(len(np.unique(target)), 1)
+            try:
+                n_target = len(self.gids(name.split("->")[1]))
+            except KeyError:
+                pass
+            known = distance[np.isfinite(distance)]
+            stats = (f"{known.mean():6.1f} / {np.median(known):6.1f} / {known.max():6.1f}" if len(known) else "     -")
+            delay = e["delay"][e["projection"] == name]
+            receptors = "+".join(dict.fromkeys(e["receptor"][e["projection"] == name].tolist()))
+            lines.append(f"  {name:<10} {len(source):>12} {len(source) / n_target:>15.1f}  {stats:>30}  "
+                         f"{np.nanmin(delay):7.3f} / {np.nanmax(delay):6.3f}    {receptors}")
+        lines.append(f"  {'total':<10} {total:>12} {total / max(self.num_neurons, 1):>15.1f}")
+        mea = livn.get("mea")
+        if mea and self.num_channels:
+            counts = np.array([len(m) for m in self.channel_members])
+            covered = len(np.unique(np.concatenate(self.channel_members + [np.array([], dtype=int)])))
+            lines += ["", f"MEA: {self.num_channels} channels ({mea['grid'][0]} x {mea['grid'][1]}, pitch "
+                          f"{mea['pitch_um']:g} um, electrode radius {mea['electrode_radius_um']:g} um, offset "
+                          f"{mea['offset_um']:g} um)",
+                      f"  cells per channel within {mea['recording_radius_um']:g} um: mean {counts.mean():.1f}, "
+                      f"min {counts.min()}, max {counts.max()}; cells on no channel: {self.num_neurons - covered}"]
+        else:
+            lines += ["", "MEA: none (this circuit has no livn MEA block)"]
         params = self.default_params()
         lines += ["", "Default parameters"] + [f"  {k:<24} {v:g}" for k, v in params.items()]
         return "\n".join(lines)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..network.cell import read_cell
 from ..spec import SystemSpec
+from ..spec.neuroml import SEGMENT_GROUPS
 from . import sonata
 from .connectivity import connect
 from .mea import electrode_positions
@@ -18,7 +20,7 @@ from .morphology import neuroml_to_swc
 from .placement import place
 
 #: bumped whenever the circuit layout or the build algorithm changes (invalidates caches)
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3
 
 NETWORK_DIR = "network"
 COMPONENTS_DIR = "components"
@@ -69,6 +71,39 @@ def copy_components(spec: SystemSpec, components: Path) -> None:
         shutil.copy2(path, target)
 
 
+def livn_block(spec: SystemSpec, cells: dict) -> dict:
+    """What livn adds to a SONATA config: provenance, the culture, the MEA, the noise, the
+    connectivity rules (for inspection). Everything a simulation needs beyond the SONATA
+    files; nothing after the build reads the YAML spec."""
+    base = spec.base_directory
+    component = f"$COMPONENTS_DIR/{{}}"
+    block = {
+        "build_format": BUILD_FORMAT, "name": spec.name, "description": spec.description, "seed": spec.seed,
+        "spec": component.format(spec.path.relative_to(base).as_posix()),
+        "culture": {"size_um": list(spec.size), "thickness_um": spec.thickness},
+        "populations": {p.name: {"role": p.role, "cell": p.cell_id} for p in spec.populations},
+        "stimulation_electrodes": f"$BASE_DIR/{MEA_DIR}/stimulation_electrodes.csv",
+        "recording_electrodes": f"$BASE_DIR/{MEA_DIR}/recording_electrodes.csv",
+        "mea": {"pitch_um": spec.mea.pitch, "grid": list(spec.mea.grid), "electrode_radius_um": spec.mea.electrode_radius,
+                "offset_um": spec.mea.offset, "recording_radius_um": spec.mea.recording_radius,
+                "resistivity": spec.mea.resistivity},
+        "delay": {"velocity_um_per_ms": spec.delay.velocity, "min_ms": spec.delay.minimum},
+        "projections": {p.name: {"receptors": list(p.receptors), "onto": p.onto,
+                                 "kernel": {"sigma_um": p.kernel.sigma, "p_max": p.kernel.p_max, "cutoff": p.kernel.cutoff}}
+                        for p in spec.projections},
+    }
+    if spec.noise is not None:
+        sources = {}
+        for kind in ("excitatory", "inhibitory"):
+            ou = getattr(spec.noise, kind)
+            sources[kind] = {"segment_group": SEGMENT_GROUPS.get(ou.onto, ou.onto), "g0": ou.g0, "sigma": ou.sigma,
+                             "tau": ou.tau, "erev": ou.erev}
+        block["noise"] = {"model": component.format(spec.noise.model.relative_to(base).as_posix()),
+                          "units": {"g0": "uS", "sigma": "uS", "tau": "ms", "erev": "mV"},
+                          "populations": [node_population(spec)], "sources": sources}
+    return block
+
+
 def build_circuit(spec: SystemSpec, output: Path) -> Path:
     """Build ``spec`` into a SONATA circuit at ``output`` and return its path.
 
@@ -85,20 +120,25 @@ def build_circuit(spec: SystemSpec, output: Path) -> Path:
 
     edge_types, sources, targets, type_ids, weights, delays, sections, distances = [], [], [], [], [], [], [], []
     weight_of = dict(spec.weights)
+    cells = {p.name: read_cell(p.cell, p.cell_id) for p in spec.populations}
     for c in connections:
         delay = spec.delay.of(c.distance)
+        # synapses sit at the middle of the first section of the target cell's segment group
+        section = cells[c.projection.target].sections_in(SEGMENT_GROUPS.get(c.projection.onto, c.projection.onto))[0]
         for receptor_name in c.projection.receptors:
             receptor = spec.receptor(receptor_name)
             type_id = 100 + len(edge_types)
+            weight = weight_of[f"{c.projection.name}.{receptor.name}"] * receptor.unit_conductance
             edge_types.append(sonata.EdgeType(type_id, c.projection.name, receptor.name, receptor.component_id,
-                                              f"{receptor.name}.json", c.projection.onto))
+                                              f"{receptor.name}.json", c.projection.onto, weight,
+                                              receptor.unit_conductance))
             n = len(c.source)
             sources.append(c.source)
             targets.append(c.target)
             type_ids.append(np.full(n, type_id))
-            weights.append(np.full(n, weight_of[f"{c.projection.name}.{receptor.name}"] * receptor.unit_conductance))
+            weights.append(np.full(n, weight))
             delays.append(delay)
-            sections.append(np.full(n, sonata.SECTION_IDS[c.projection.onto]))
+            sections.append(np.full(n, section))
             distances.append(c.distance)
     source, target = np.concatenate(sources), np.concatenate(targets)
     type_id = np.concatenate(type_ids)
@@ -137,7 +177,5 @@ def build_circuit(spec: SystemSpec, output: Path) -> Path:
         sonata.write_circuit_config(
             tmp / "circuit_config.json", f"{pop}_nodes.h5", f"{pop}_node_types.csv", pop,
             f"{edge_pop}_edges.h5", f"{edge_pop}_edge_types.csv", edge_pop, components,
-            {"livn": {"build_format": BUILD_FORMAT, "spec": f"$COMPONENTS_DIR/{spec.path.relative_to(base).as_posix()}",
-                      "stimulation_electrodes": f"$BASE_DIR/{MEA_DIR}/stimulation_electrodes.csv",
-                      "recording_electrodes": f"$BASE_DIR/{MEA_DIR}/recording_electrodes.csv"}})
+            {"livn": livn_block(spec, cells)})
     return Path(output)

@@ -18,9 +18,6 @@ import numpy as np
 SONATA_MAGIC = 0x0A7A
 SONATA_VERSION = (0, 1)
 
-#: section ids of livn's two-compartment cells (NEURON section order: soma, then dendrite)
-SECTION_IDS = {"soma": 0, "dendrite": 1}
-
 
 @dataclass(frozen=True)
 class NodeType:
@@ -36,7 +33,8 @@ class NodeType:
 
 @dataclass(frozen=True)
 class EdgeType:
-    """One row of the edge types CSV: one (projection, receptor) pair."""
+    """One row of the edge types CSV: one (projection, receptor) pair; ``syn_weight`` is the
+    default conductance (µS), ``weight_unit`` the conductance of weight 1 (µS)."""
 
     edge_type_id: int
     projection: str
@@ -44,6 +42,8 @@ class EdgeType:
     model_template: str
     dynamics_params: str
     onto: str
+    syn_weight: float
+    weight_unit: float
 
 
 def _root_attributes(h5: h5py.File) -> None:

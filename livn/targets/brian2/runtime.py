@@ -1,8 +1,8 @@
-"""Brian2 simulation of a livn circuit: self-contained (numpy, h5py, brian2; no livn import).
+"""Brian2 simulation of a translated livn network: self-contained (numpy, brian2; no livn import).
 
-``livn compile --target brian2`` copies this file, ``circuit.py`` and ``gid_normal.py`` beside a ``model.json``
-and ``run.py``; livn's in-process Env uses the same class. Units: ms, mV, µA (electrode
-currents), µS.
+``livn compile --target brian2`` copies this file and ``gid_normal.py`` beside a
+``model.json`` + ``arrays.npz`` (the translator's description) and a ``run.py``; livn's
+in-process Env uses the same class. Units: ms, mV, nA, µS; electrode currents µA.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import brian2 as b2
 import numpy as np
 
 try:  # inside livn
-    from ..circuit import Circuit, field_transfer, write_spike_report  # noqa: F401 (re-exported)
     from ..gid_normal import C_SOURCE, gid_normal
-except ImportError:  # a compiled directory: circuit.py and gid_normal.py sit beside this file
-    from circuit import Circuit, field_transfer, write_spike_report  # noqa: F401
+except ImportError:  # a compiled directory: gid_normal.py sits beside this file
     from gid_normal import C_SOURCE, gid_normal
 
 _CYTHON_NORMAL = '''
@@ -50,190 +48,195 @@ def gid_normal_function(seed: int) -> b2.Function:
     return function
 
 
+def load(directory) -> tuple[dict, dict]:
+    """(description, arrays) saved by ``livn compile --target brian2`` in ``directory``."""
+    directory = Path(directory)
+    description = json.loads((directory / "model.json").read_text())
+    with np.load(directory / "arrays.npz") as data:
+        arrays = {k.replace("__", "/"): data[k] for k in data.files}
+    return description, arrays
+
+
 class Simulation:
-    """A Brian2 network of a livn circuit.
+    """A Brian2 network of a translated livn network.
 
     Parameters
     ----------
-    model : dict or path
-        The model description (``model.json``) from livn's Brian2 translator.
-    circuit : path
-        The SONATA circuit directory.
+    description, arrays
+        From livn's Brian2 translator (or :func:`load`).
     dt : float
         Integration step, ms.
     codegen : str
         Brian2 code generation target ("cython" compiles once and caches; "numpy" never compiles).
     """
 
-    def __init__(self, model, circuit, dt: float = 0.025, codegen: str = "cython"):
-        if not isinstance(model, dict):
-            model = json.loads(Path(model).read_text())
-        self.model = model
-        self.circuit = Circuit(circuit)
+    def __init__(self, description: dict, arrays: dict, dt: float = 0.025, codegen: str = "cython"):
+        self.model, self.arrays = description, arrays
         self.dt = dt
         b2.prefs.codegen.target = codegen
         b2.prefs.logging.file_log = False
-        b2.defaultclock.dt = dt * b2.ms
-        self.num_neurons = len(self.circuit.positions)
-        self.groups, self.synapses, self._weight_edges = {}, {}, {}
+        self.num_cells = int(description["num_cells"])
+        self.names = description["group_names"]
+        self.groups, self.gids = {}, {}
+        self._synapses = []  # (Synapses, weight group per synapse, relative weight per synapse)
         self.network = b2.Network()
         self._build_groups()
         self._build_synapses()
-        self._field = self._field_transfer()
-        self.params = dict(model["defaults"])
+        self.params = dict(description["defaults"])
         self.set_params(self.params)
         self._start_noise_at_mean()
-        self._spike_monitors, self._voltage_monitor, self._voltage_gids = None, None, None
+        self._spike_monitors = None
+        self._recorders = {}
         self._runs = 0
         self.network.store("initial")
 
     # -- construction --------------------------------------------------------------------
     def _build_groups(self):
-        noise = self.model.get("noise")
+        noise = self.model.get("noise") or {}
         gid_normal = gid_normal_function(self.model.get("seed", 0))
-        for name, pop in self.model["populations"].items():
-            equations = pop["equations"]
-            if noise:
-                for kind in noise:
-                    equations += f"\ng0_noise_{kind} : siemens (shared)\nsigma_noise_{kind} : siemens (shared)"
-            group = b2.NeuronGroup(pop["count"], equations, threshold=pop["threshold"], refractory=pop["refractory"],
-                                   method="rk4", name=f"population_{name}", namespace={"gid_normal": gid_normal})
-            for var, value in pop["initial"].items():
+        for name in self.names:
+            entry = self.model["groups"][name]
+            gids = self.arrays[f"gids/{name}"]
+            self.gids[name] = gids
+            if entry["kind"] == "virtual":
+                group = b2.SpikeGeneratorGroup(len(gids), self.arrays[f"input_index/{name}"],
+                                               self.arrays[f"input_time/{name}"] * b2.ms, name=f"inputs_{name}",
+                                               dt=self.dt * b2.ms)
+                self.groups[name] = group
+                self.network.add(group)
+                continue
+            equations = entry["equations"]
+            for kind in entry["noise"]:
+                equations += f"\ng0_noise_{kind} : siemens (shared)\nsigma_noise_{kind} : siemens (shared)"
+            group = b2.NeuronGroup(len(gids), equations, threshold=entry["threshold"], refractory=entry["refractory"],
+                                   method="rk4", name=f"population_{name}", namespace={"gid_normal": gid_normal},
+                                   dt=self.dt * b2.ms)
+            group.gid = gids
+            for var, value in entry["initial"].items():
                 unit = b2.mV if var.startswith("v_") else (b2.siemens if var[:2] in ("A_", "B_") else 1)
                 setattr(group, var, value * unit)
-            if noise:
+            if entry["noise"]:
                 # exact Ornstein–Uhlenbeck update (Gillespie 1996), stable for any dt; the normal
                 # numbers come from each cell's own stream keyed by (seed, gid, kind, step)
                 updates = []
-                for stream, (kind, ou) in enumerate(sorted(noise.items())):
+                for kind in entry["noise"]:
+                    ou = noise[kind]
                     decay = float(np.exp(-self.dt / ou["tau_ms"]))
                     spread = float(np.sqrt(1 - decay**2))
                     updates.append(
                         f"g_noise_{kind} = g0_noise_{kind} + (g_noise_{kind} - g0_noise_{kind})*{decay!r} "
-                        f"+ sigma_noise_{kind}*{spread!r}*gid_normal(i + {pop['first_gid']}, {stream}, "
-                        f"int(t/dt + 0.5))")
+                        f"+ sigma_noise_{kind}*{spread!r}*gid_normal(gid, {ou['stream']}, int(t/dt + 0.5))")
                 group.run_regularly("\n".join(updates), when="start", name=f"noise_{name}")
             self.groups[name] = group
             self.network.add(group)
 
-    def _population_of(self, gids):
-        for name, pop in self.model["populations"].items():
-            if gids.min() >= pop["first_gid"] and gids.max() < pop["first_gid"] + pop["count"]:
-                return name, gids - pop["first_gid"]
-        raise ValueError("edges of one type must connect one population to one population")
-
     def _build_synapses(self):
-        c = self.circuit
-        receptors = self.model["receptors"]
-        for type_id, row in c.edge_types.items():
-            mask = c.edge_type == type_id
-            if not mask.any():
-                continue
-            receptor = row["receptor"]
-            factor = receptors[receptor]["peak_factor"]
-            source_name, i = self._population_of(c.source[mask])
-            target_name, j = self._population_of(c.target[mask])
-            on_pre = f"B_{receptor}_post += w*{factor!r}"
-            if receptors[receptor]["tau_rise"] > 0:
-                on_pre += f"\nA_{receptor}_post += w*{factor!r}"
-            syn = b2.Synapses(self.groups[source_name], self.groups[target_name], "w : siemens", on_pre=on_pre,
-                              name=f"edges_{type_id}", namespace={})
-            syn.connect(i=i, j=j)
-            syn.delay = c.delay[mask] * b2.ms
-            name = f"{row['projection']}.{receptor}"
-            self.synapses[type_id] = syn
-            self._weight_edges.setdefault(name, []).append((syn, c.syn_weight[mask]))
-            self.network.add(syn)
-
-    def _field_transfer(self):
-        c = self.circuit
-        return {name: field_transfer(c, pop["first_gid"], pop["count"], pop["centres_um"],
-                                     self.model["mea"]["resistivity_ohm_m"])
-                for name, pop in self.model["populations"].items()}
+        a = self.arrays
+        n = len(a["conn/source_group"])
+        if n == 0:
+            return
+        keys = np.stack([a["conn/synapse"], a["conn/source_group"], a["conn/target_group"], a["conn/compartment"]], 1)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+        synapse_names = self.model["synapse_names"]
+        for k, (syn, source, target, comp) in enumerate(unique.tolist()):
+            members = order[bounds[k]:bounds[k + 1]]
+            name = synapse_names[syn]
+            target_name = self.names[target]
+            compartment = self.model["groups"][target_name]["compartments"][comp]
+            factor = self.model["synapses"][name]["peak_factor"]
+            variable = f"{name}_{compartment}"
+            on_pre = f"B_{variable}_post += w*{factor!r}"
+            if self.model["synapses"][name]["tau_rise"] > 0:
+                on_pre += f"\nA_{variable}_post += w*{factor!r}"
+            obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], "w : siemens",
+                              on_pre=on_pre, name=f"edges_{k}", namespace={}, dt=self.dt * b2.ms)
+            obj.connect(i=a["conn/source_index"][members], j=a["conn/target_index"][members])
+            obj.delay = a["conn/delay"][members] * b2.ms
+            self._synapses.append((obj, a["conn/weight_group"][members], a["conn/relative"][members]))
+            self.network.add(obj)
 
     # -- parameters ----------------------------------------------------------------------
     def set_params(self, params: dict):
-        """Set weights ("SOURCE->TARGET.RECEPTOR", multiples of the unit conductance) and noise
-        ("noise.excitatory.g0" etc., µS). Unknown names are an error listing the valid ones."""
+        """Weights (× the group's unit conductance) and noise ("noise.<kind>.g0"/"sigma", µS);
+        values are checked by the caller (livn's network model), names here."""
         valid = set(self.model["defaults"])
         unknown = sorted(set(params) - valid)
         if unknown:
             raise KeyError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        self.params.update({k: float(v) for k, v in params.items()})
         for name, value in params.items():
-            self.params[name] = float(value)
             if name.startswith("noise."):
                 _, kind, field = name.split(".")
-                for group in self.groups.values():
-                    setattr(group, f"{'g0' if field == 'g0' else 'sigma'}_noise_{kind}", float(value) * b2.usiemens)
-            else:
-                default = self.model["defaults"][name]
-                for syn, base in self._weight_edges.get(name, []):
-                    # per-edge weights keep their spread; the parameter scales them
-                    scale = float(value) / default if default else 0.0
-                    if not default:
-                        base = np.full(len(base), self.model["weights"][name]["unit_conductance_uS"])
-                        scale = float(value)
-                    syn.w = base * scale * b2.usiemens
+                for group_name, group in self.groups.items():
+                    if kind in self.model["groups"][group_name].get("noise", ()):
+                        setattr(group, f"{'g0' if field == 'g0' else 'sigma'}_noise_{kind}", float(value) * b2.usiemens)
+        if any(not n.startswith("noise.") for n in params):
+            weights = self.model["weights"]
+            scale = np.array([self.params[n] * u for n, u in zip(weights["names"], weights["units"])])
+            for obj, group, relative in self._synapses:
+                obj.w = scale[group] * relative * b2.usiemens
         if float(self.network.t / b2.ms) == 0 and hasattr(self, "_runs"):
             self._start_noise_at_mean()  # before the first step: the noise starts at its (new) mean
 
     def _start_noise_at_mean(self):
-        for kind in self.model.get("noise") or {}:
-            for group in self.groups.values():
+        for name, group in self.groups.items():
+            for kind in self.model["groups"][name].get("noise", ()):
                 setattr(group, f"g_noise_{kind}", getattr(group, f"g0_noise_{kind}"))
+
+    def _cells(self):
+        return [n for n in self.names if self.model["groups"][n]["kind"] == "cells"]
 
     # -- recording -----------------------------------------------------------------------
     def record_spikes(self):
         if self._spike_monitors is None:
-            self._spike_monitors = {n: b2.SpikeMonitor(g) for n, g in self.groups.items()}
+            self._spike_monitors = {n: b2.SpikeMonitor(self.groups[n]) for n in self._cells()}
             self.network.add(*self._spike_monitors.values())
-        self._spike_counts = {n: 0 for n in self.groups}
+        self._spike_counts = {n: 0 for n in self._spike_monitors}
 
-    def record_voltage(self, gids=None, dt: float | None = None):
-        """Record every compartment's membrane potential of ``gids`` (all if None) every ``dt`` ms."""
-        if self._voltage_monitor is not None:
-            raise RuntimeError("voltage recording is already set up; call clear() to start over")
-        gids = np.arange(self.num_neurons) if gids is None else np.asarray(gids, dtype=int)
-        self._voltage_gids, self._voltage_dt, self._voltage_monitor = gids, dt, {}
-        for name, pop in self.model["populations"].items():
-            local = gids[(gids >= pop["first_gid"]) & (gids < pop["first_gid"] + pop["count"])] - pop["first_gid"]
+    def record(self, gids, variable: str, dt: float | None = None):
+        """Record ``variable`` ("v": membrane potential, mV; "i_membrane": transmembrane current,
+        nA) of every compartment of ``gids`` every ``dt`` ms."""
+        if variable in self._recorders:
+            raise RuntimeError(f"{variable} recording is already set up; call clear() to start over")
+        gids = np.asarray(gids, dtype=np.int64)
+        monitors = {}
+        prefix = "v_" if variable == "v" else "im_"
+        for name in self._cells():
+            own = self.gids[name]
+            local = np.flatnonzero(np.isin(own, gids))
             if len(local):
-                variables = [f"v_{c}" for c in pop["compartments"]]
+                variables = [f"{prefix}{c}" for c in self.model["groups"][name]["compartments"]]
                 monitor = b2.StateMonitor(self.groups[name], variables, record=local, dt=(dt or self.dt) * b2.ms)
-                self._voltage_monitor[name] = (monitor, local + pop["first_gid"])
+                monitors[name] = [monitor, own[local], 0, variables]
                 self.network.add(monitor)
-        self._voltage_samples = {n: 0 for n in self._voltage_monitor}
+        self._recorders[variable] = (monitors, np.array(gids), dt)
 
     # -- running -------------------------------------------------------------------------
-    def _stimulation(self, stimulus, steps):
+    def _stimulation(self, stimulus):
         """A network operation applying electrode currents (µA, shape (samples, channels) at dt)."""
-        stimulus = np.asarray(stimulus, dtype=float)
-        if stimulus.ndim != 2 or stimulus.shape[1] != len(self.circuit.electrodes):
-            raise ValueError(f"stimulus must have shape (samples, {len(self.circuit.electrodes)} channels), "
-                             f"found {stimulus.shape}")
-        stimulus = stimulus[:steps]
         change = np.flatnonzero(np.any(np.diff(stimulus, axis=0, prepend=np.zeros((1, stimulus.shape[1]))) != 0, axis=1))
         updates = {int(k): stimulus[k] for k in change}
-        if len(stimulus) < steps:
-            updates.setdefault(len(stimulus), np.zeros(stimulus.shape[1]))
+        updates.setdefault(len(stimulus), np.zeros(stimulus.shape[1]))
         start = int(round(float(self.network.t / b2.ms) / self.dt))
-        groups, transfer = self.groups, self._field
+        fields = {n: self.arrays[f"field/{n}"] for n in self._cells()}
 
         def apply(t):
             step = int(round(float(t / b2.ms) / self.dt)) - start
             current = updates.get(step)
             if current is None:
                 return
-            for name, group in groups.items():
-                soma, dend = transfer[name]
-                names = self.model["populations"][name]["compartments"]
-                setattr(group, f"Ve_{names[0]}", soma @ current * b2.mV)
-                setattr(group, f"Ve_{names[1]}", dend @ current * b2.mV)
+            for name, transfer in fields.items():
+                ve = transfer @ current  # (cells, compartments) mV
+                for k, comp in enumerate(self.model["groups"][name]["compartments"]):
+                    setattr(self.groups[name], f"Ve_{comp}", ve[:, k] * b2.mV)
 
         return b2.NetworkOperation(apply, dt=self.dt * b2.ms, when="start", name=f"stimulation_{self._runs}")
 
     def run(self, duration: float, stimulus=None, inject=None):
-        """Advance by ``duration`` ms; return what was recorded during this call.
+        """Advance by ``duration`` ms (checked by the caller); return what was recorded during this call.
 
         Parameters
         ----------
@@ -246,18 +249,20 @@ class Simulation:
 
         Returns
         -------
-        it, t : spike gids and times (ms) | None
-        iv, v : voltage gids and soma potentials (mV, [rows, samples]) | None
+        gids, times : spikes of this call, sorted by time (ms)
+        recordings : {variable: {gid: (compartments, samples) array}}
         """
         self._runs += 1
         extra = []
-        if stimulus is not None:
-            extra.append(self._stimulation(stimulus, int(round(duration / self.dt))))
+        if stimulus is not None and len(stimulus):
+            extra.append(self._stimulation(np.asarray(stimulus, dtype=float)))
         injected = []
         for gid, current in (inject or {}).items():
-            name, local = self._population_of(np.array([gid]))
-            self.groups[name].I_inject[int(local[0])] = current * b2.nA
-            injected.append((name, int(local[0])))
+            for name in self._cells():
+                hit = np.flatnonzero(self.gids[name] == int(gid))
+                if len(hit):
+                    self.groups[name].I_inject[int(hit[0])] = current * b2.nA
+                    injected.append((name, int(hit[0])))
         self.network.add(*extra)
         try:
             self.network.run(duration * b2.ms, namespace={})
@@ -265,62 +270,66 @@ class Simulation:
             self.network.remove(*extra)
             for name, local in injected:
                 self.groups[name].I_inject[local] = 0 * b2.nA
+            if extra:
+                for name in self._cells():
+                    for comp in self.model["groups"][name]["compartments"]:
+                        setattr(self.groups[name], f"Ve_{comp}", 0 * b2.mV)
         self._check_finite()
         return self._collect()
 
     def _check_finite(self):
         """Raise if the integration diverged (Brian2 itself only logs a warning and runs on)."""
-        for name, group in self.groups.items():
+        for name in self._cells():
+            group = self.groups[name]
             for var in (v for v in group.variables if v.startswith("v_")):
                 bad = np.flatnonzero(~np.isfinite(np.asarray(getattr(group, var)[:])))
                 if len(bad):
-                    gids = (bad + self.model["populations"][name]["first_gid"]).tolist()
+                    gids = self.gids[name][bad].tolist()
                     raise FloatingPointError(
                         f"the integration diverged before t = {float(self.network.t / b2.ms):g} ms: {var} of "
                         f"{len(bad)} {name} cell(s) (gids {gids[:10]}{' ...' if len(bad) > 10 else ''}) is not finite; "
                         f"a smaller dt (or the NEURON backend, whose integration is implicit) would be stable")
 
     def _collect(self):
-        it = t = iv = v = None
+        gids, times = np.zeros(0, dtype=np.int64), np.zeros(0)
         if self._spike_monitors is not None:
-            gids, times = [], []
+            g, t = [], []
             for name, monitor in self._spike_monitors.items():
-                first = self.model["populations"][name]["first_gid"]
                 done = self._spike_counts[name]
-                gids.append(np.asarray(monitor.i[done:]) + first)
-                times.append(np.asarray(monitor.t[done:] / b2.ms))
+                g.append(self.gids[name][np.asarray(monitor.i[done:], dtype=np.int64)])
+                t.append(np.asarray(monitor.t[done:] / b2.ms))
                 self._spike_counts[name] = monitor.num_spikes
-            it, t = np.concatenate(gids).astype(np.int64), np.concatenate(times)
-            order = np.lexsort((it, t))
-            it, t = it[order], t[order]
-        if self._voltage_monitor:
-            rows, values = [], []
-            for name, (monitor, gids) in self._voltage_monitor.items():
-                done = self._voltage_samples[name]
-                soma = self.model["populations"][name]["compartments"][0]
-                values.append(np.asarray(getattr(monitor, f"v_{soma}")[:, done:] / b2.mV))
-                rows.append(gids)
-                self._voltage_samples[name] = values[-1].shape[1] + done
-            order = np.argsort(np.concatenate(rows))
-            iv, v = np.concatenate(rows)[order], np.concatenate(values)[order]
-        return it, t, iv, v
+            gids, times = np.concatenate(g).astype(np.int64), np.concatenate(t)
+            order = np.lexsort((gids, times))
+            gids, times = gids[order], times[order]
+        recordings = {}
+        for variable, (monitors, _, _) in self._recorders.items():
+            unit = b2.mV if variable == "v" else b2.nA
+            out = {}
+            for name, entry in monitors.items():
+                monitor, own, done, variables = entry
+                values = np.stack([np.asarray(getattr(monitor, v)[:, done:] / unit) for v in variables], axis=1)
+                entry[2] = done + values.shape[2]
+                for row, gid in enumerate(own.tolist()):
+                    out[gid] = values[row]
+            recordings[variable] = out
+        return gids, times, recordings
 
     def clear(self):
         """Back to time 0 and the initial state; recordings emptied (noise streams are keyed by
         step, so the same parameters give the same run again)."""
         spikes = self._spike_monitors is not None
-        voltage = None
-        if self._voltage_monitor is not None:
-            voltage = (self._voltage_gids, self._voltage_dt)
-            self.network.remove(*[m for m, _ in self._voltage_monitor.values()])
+        recorders = {k: (gids, dt) for k, (_, gids, dt) in self._recorders.items()}
+        for monitors, _, _ in self._recorders.values():
+            self.network.remove(*[m[0] for m in monitors.values()])
         if spikes:
             self.network.remove(*self._spike_monitors.values())
-        self._spike_monitors = self._voltage_monitor = None
+        self._spike_monitors, self._recorders = None, {}
         self.network.restore("initial")
         params, self.params = self.params, dict(self.model["defaults"])
         self.set_params(params)
         self._start_noise_at_mean()
         if spikes:
             self.record_spikes()
-        if voltage is not None:
-            self.record_voltage(*voltage)
+        for variable, (gids, dt) in recorders.items():
+            self.record(gids, variable, dt)

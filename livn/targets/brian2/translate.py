@@ -1,17 +1,23 @@
-"""Translate a system's NeuroML models into Brian2 equations (a JSON model description).
+"""Translate a network model into a Brian2 description: equations per cell group, and arrays.
 
 The description is data: the Brian2 runtime (``runtime.py``, which does not import livn)
-turns it into NeuronGroups and Synapses. Every parameter that a user may change between
-runs (weights, noise) is a variable, not a constant, so changing it never recompiles.
+turns it into NeuronGroups, SpikeGeneratorGroups and Synapses. Every parameter a user may
+change between runs (weights, noise) is a variable, not a constant, so changing it never
+recompiles.
+
+Cells of one shape (one :class:`~livn.network.cell.Cell` in one node population) form a
+group. A cell whose compartments are coupled weakly enough for RK4 at the step (every
+compartment's axial rate Σg/C below :data:`AXIAL_LIMIT`/dt) is a NeuronGroup with one
+potential per compartment and explicit axial currents (livn's two-compartment EI cells);
+others are refused here with the reason (the SpatialNeuron path is in ``spatial.py``).
 """
 
 from __future__ import annotations
 
-from ...spec import SystemSpec
-from ..dynamics import Cell, Synapse, read_cell, read_synapse
+import numpy as np
 
-#: where "onto" in a spec puts things on livn's two-compartment cells
-ONTO = {"soma": "soma_group", "dendrite": "dendrite_group"}
+from ...network.cell import Cell
+from ...network.model import NetworkModel
 
 #: RK4 is stable for a relaxation rate r while r·dt < 2.78. A gate's rate stays below 33/ms
 #: from −90 to +60 mV (Na_RS m; 0.8 per step of 0.025 ms), but a strong MEA pulse swings a
@@ -26,12 +32,26 @@ RATE_LIMIT = 2.5
 LIMIT_DT = 0.025  # ms
 LIMIT_RANGE = (-250.0, 150.0)  # mV
 
+#: largest axial relaxation rate × dt of a compartment for the explicit (NeuronGroup) form
+AXIAL_LIMIT = 1.0
+
+FORMAT = "livn-brian2/2"
+
 
 def _needs_limit(gate) -> bool:
-    import numpy as np
-
     v = np.linspace(*LIMIT_RANGE, 4001)
     return bool(np.nanmax(gate.relaxation_rate(v)) * LIMIT_DT > RATE_LIMIT)
+
+
+def explicit_ok(cell: Cell, dt: float) -> tuple[bool, float]:
+    """(whether RK4 can integrate the cell's axial coupling explicitly at ``dt`` ms, the largest rate × dt)."""
+    total = np.zeros(len(cell.compartments))
+    for a, b, g in cell.couplings:
+        total[a] += g
+        total[b] += g
+    capacitance = np.array([c.capacitance for c in cell.compartments])  # pF
+    worst = float(np.max(total * 1e-6 / (capacitance * 1e-12) * 1e-3 * dt)) if len(total) else 0.0  # µS/pF → 1/ms
+    return worst < AXIAL_LIMIT, worst
 
 
 def _gate_terms(cell: Cell, index: int) -> tuple[list[str], list[str], dict]:
@@ -67,22 +87,20 @@ def _gate_terms(cell: Cell, index: int) -> tuple[list[str], list[str], dict]:
     return lines, currents, initial
 
 
-def population_model(cell: Cell, receptors: dict, noise: dict) -> dict:
-    """Brian2 equations of one population.
+def cell_equations(cell: Cell, receptors: dict, noise: dict) -> dict:
+    """Brian2 equations of one cell shape.
 
     Parameters
     ----------
     cell : Cell
     receptors : dict
-        receptor name -> (Synapse, segment group it acts on) for every receptor onto this population.
+        (synapse name, compartment index) -> Synapse, for every synapse type that reaches a
+        compartment of this cell.
     noise : dict
-        "excitatory"/"inhibitory" -> (segment group, erev mV) of the OU conductances (empty: none).
+        kind -> (compartment index, erev mV) of the OU conductances (empty: none).
     """
     lines, initial = [], {}
     names = [c.name for c in cell.compartments]
-    if len(names) != 2:
-        raise ValueError(f"cell {cell.id}: the Brian2 target handles two-compartment cells, found {len(names)}")
-    g_axial = cell.coupling_conductance(0, 1)
     currents = {c: [] for c in names}
     for index, name in enumerate(names):
         gate_lines, channel_currents, gate_initial = _gate_terms(cell, index)
@@ -90,32 +108,42 @@ def population_model(cell: Cell, receptors: dict, noise: dict) -> dict:
         currents[name] += channel_currents
         initial.update(gate_initial)
         initial[f"v_{name}"] = cell.v_init
-    soma, dend = names
-    # intracellular potential = membrane potential + extracellular potential (Ve) of the compartment
-    currents[soma].append(f"{g_axial!r}*usiemens*((v_{dend} + Ve_{dend}) - (v_{soma} + Ve_{soma}))")
-    currents[dend].append(f"{g_axial!r}*usiemens*((v_{soma} + Ve_{soma}) - (v_{dend} + Ve_{dend}))")
-    for rname, (syn, group) in receptors.items():
-        comp = cell.compartments[cell.compartment(group)].name
-        lines.append(f"dA_{rname}/dt = -A_{rname}/({max(syn.tau_rise, 1e-9)!r}*ms) : siemens")
-        lines.append(f"dB_{rname}/dt = -B_{rname}/({syn.tau_decay!r}*ms) : siemens")
-        gating = f"(B_{rname} - A_{rname})" if syn.tau_rise > 0 else f"B_{rname}"
+    axial = {c: [] for c in names}
+    for a, b, g in cell.couplings:
+        # intracellular potential = membrane potential + extracellular potential (Ve) of the compartment
+        ca, cb = names[a], names[b]
+        axial[ca].append(f"{g!r}*usiemens*((v_{cb} + Ve_{cb}) - (v_{ca} + Ve_{ca}))")
+        axial[cb].append(f"{g!r}*usiemens*((v_{ca} + Ve_{ca}) - (v_{cb} + Ve_{cb}))")
+    for (sname, index), syn in sorted(receptors.items()):
+        comp = names[index]
+        r = f"{sname}_{comp}"
+        lines.append(f"dA_{r}/dt = -A_{r}/({max(syn.tau_rise, 1e-9)!r}*ms) : siemens")
+        lines.append(f"dB_{r}/dt = -B_{r}/({syn.tau_decay!r}*ms) : siemens")
+        gating = f"(B_{r} - A_{r})" if syn.tau_rise > 0 else f"B_{r}"
         if syn.kind == "exp2_block":
             gating += (f"/(1 + {syn.block_concentration / syn.block_scaling_conc!r}"
                        f"*exp(-(v_{comp}/mV)/{syn.block_scaling_volt!r}))")
-        lines.append(f"I_{rname} = {gating}*({syn.erev!r}*mV - v_{comp}) : amp")
-        currents[comp].append(f"I_{rname}")
-        initial[f"A_{rname}"] = initial[f"B_{rname}"] = 0.0
-    for kind, (group, erev) in noise.items():
-        comp = cell.compartments[cell.compartment(group)].name
+        lines.append(f"I_{r} = {gating}*({syn.erev!r}*mV - v_{comp}) : amp")
+        currents[comp].append(f"I_{r}")
+        initial[f"A_{r}"] = initial[f"B_{r}"] = 0.0
+    for kind, (index, erev) in noise.items():
+        comp = names[index]
         lines.append(f"g_noise_{kind} : siemens")
         lines.append(f"I_noise_{kind} = g_noise_{kind}*({erev!r}*mV - v_{comp}) : amp")
         currents[comp].append(f"I_noise_{kind}")
-    currents[soma].append("I_inject")
+    soma = names[0]
     lines.append("I_inject : amp  # current clamp on the soma")
     for index, name in enumerate(names):
-        capacitance = cell.cm * 1e-2 * cell.compartments[index].area * 1e-12  # µF/cm² = 1e-2 F/m²
-        lines.insert(0, f"dv_{name}/dt = ({' + '.join(currents[name])})/({capacitance!r}*farad) : volt")
+        capacitance = cell.compartments[index].capacitance * 1e-12  # pF → F
+        inflow = " + ".join(axial[name]) or "0*amp"
+        lines.append(f"I_axial_{name} = {inflow} : amp")
+        extra = " + I_inject" if name == soma else ""
+        # transmembrane current (outward): what the axial currents and the clamp bring in
+        lines.append(f"im_{name} = I_axial_{name}{extra} : amp")
+        lines.insert(0, f"dv_{name}/dt = ({' + '.join(currents[name] + [f'I_axial_{name}'])}{extra})"
+                        f"/({capacitance!r}*farad) : volt")
         lines.append(f"Ve_{name} : volt  # extracellular potential at the compartment")
+    lines.append("gid : integer (constant)")
     return {
         "cell": cell.id,
         "compartments": names,
@@ -123,43 +151,99 @@ def population_model(cell: Cell, receptors: dict, noise: dict) -> dict:
         "threshold": f"v_{soma} > {cell.threshold!r}*mV",
         "refractory": f"v_{soma} > {cell.threshold!r}*mV",
         "initial": initial,
-        "centres_um": [list(c.centre) for c in cell.compartments],
     }
 
 
-def translate(spec: SystemSpec) -> dict:
-    """The Brian2 model description of ``spec``: one entry per population, receptor and noise."""
-    synapses = {r.name: read_synapse(r.model, r.component_id) for r in spec.receptors}
-    populations = {}
-    for pop in spec.populations:
-        cell = read_cell(pop.cell, pop.cell_id)
-        onto = {}
-        for proj in spec.projections:
-            if proj.target == pop.name:
-                for r in proj.receptors:
-                    group = ONTO[proj.onto]
-                    if r in onto and onto[r][1] != group:
-                        raise ValueError(f"receptor {r} reaches {pop.name} on two compartments; "
-                                         "the Brian2 target sums a receptor per compartment")
-                    onto[r] = (synapses[r], group)
+def _fail(cell: Cell, where: str, worst: float, dt: float) -> str:
+    return (f"{where}: cell {cell.id} ({len(cell.compartments)} compartments in {len(cell.sections)} sections) "
+            f"couples its compartments too strongly for the Brian2 target's explicit integration at dt = {dt:g} ms "
+            f"(axial rate × dt = {worst:.3g}, needs < {AXIAL_LIMIT:g}); supported on Brian2: cells whose "
+            f"compartments pass this test (e.g. livn's two-compartment cells). Use the NEURON target")
+
+
+def check(model: NetworkModel, dt: float = 0.025) -> list[tuple]:
+    """(file, line, message) of everything in ``model`` the Brian2 target cannot run."""
+    problems = []
+    for cell in model.cells:
+        ok, worst = explicit_ok(cell, dt)
+        if not ok:
+            problems.append((cell.source, None, _fail(cell, "Brian2", worst, dt)))
+    return problems
+
+
+def translate(model: NetworkModel, dt: float = 0.025) -> tuple[dict, dict]:
+    """The Brian2 description of ``model``: (JSON-able description, numpy arrays).
+
+    Raises ValueError listing what the Brian2 target cannot run (see :func:`check`).
+    """
+    problems = check(model, dt)
+    if problems:
+        raise ValueError("\n".join(f"{f}: {m}" for f, _, m in problems))
+    arrays: dict = {}
+    conn = model.afferent(model.biophysical_gids)
+    # group = (population, cell): its gids in order
+    groups, group_of_gid, index_in_group = {}, np.full(model.num_cells, -1), np.zeros(model.num_cells, dtype=np.int64)
+    for pop in model.populations.values():
+        if pop.kind == "virtual":
+            key = f"virtual_{pop.name}"
+            groups[key] = {"kind": "virtual", "population": pop.name, "gids": pop.gids}
+        else:
+            for c in np.unique(pop.cell_index):
+                gids = pop.gids[pop.cell_index == c]
+                cell = model.cells[int(c)]
+                groups[f"{pop.name}_{cell.id}" if len(model.populations) > 1 else cell.id] = {
+                    "kind": "cells", "population": pop.name, "cell": int(c), "gids": gids}
+    names = list(groups)
+    for g, key in enumerate(names):
+        gids = groups[key]["gids"]
+        group_of_gid[gids] = g
+        index_in_group[gids] = np.arange(len(gids))
+    # compartment of each connection on its target cell
+    compartment = np.array([model.cell_of(t).compartment_at(s, x) for t, s, x in
+                            zip(conn.target.tolist(), conn.section.tolist(), conn.x.tolist())], dtype=np.int64)
+    description = {"format": FORMAT, "name": model.name, "seed": model.seed, "groups": {},
+                   "synapses": {name: {"peak_factor": s.peak_factor, "tau_rise": s.tau_rise}
+                                for name, s in ((n, model.synapses[n]) for n in model.synapse_names)},
+                   "synapse_names": model.synapse_names,
+                   "weights": {"names": model.weight_names, "units": [model.weights[n].unit for n in model.weight_names]},
+                   "defaults": model.default_params(),
+                   "noise": {s.kind: {"tau_ms": s.tau, "stream": s.stream} for s in model.noise},
+                   "channels": int(len(model.electrodes)), "num_cells": int(model.num_cells)}
+    inputs = model.spike_inputs
+    for g, key in enumerate(names):
+        info = groups[key]
+        arrays[f"gids/{key}"] = np.asarray(info["gids"], dtype=np.int64)
+        if info["kind"] == "virtual":
+            indices, times = [], []
+            for k, gid in enumerate(info["gids"].tolist()):
+                spikes = inputs.get(gid, np.zeros(0))
+                indices.append(np.full(len(spikes), k))
+                times.append(spikes)
+            arrays[f"input_index/{key}"] = np.concatenate(indices).astype(np.int64) if indices else np.zeros(0, int)
+            arrays[f"input_time/{key}"] = np.concatenate(times).astype(float) if times else np.zeros(0)
+            description["groups"][key] = {"kind": "virtual", "population": info["population"]}
+            continue
+        cell = model.cells[info["cell"]]
+        mask = group_of_gid[conn.target] == g
+        receptors = {(model.synapse_names[s], int(c)): model.synapses[model.synapse_names[s]]
+                     for s, c in set(zip(conn.synapse[mask].tolist(), compartment[mask].tolist()))}
         noise = {}
-        if spec.noise is not None:
-            for kind in ("excitatory", "inhibitory"):
-                ou = getattr(spec.noise, kind)
-                noise[kind] = (ONTO[ou.onto], ou.erev)
-        model = population_model(cell, onto, noise)
-        model.update(name=pop.name, count=pop.count, first_gid=pop.first_gid)
-        populations[pop.name] = model
-    return {
-        "format": "livn-brian2/1",
-        "system": spec.name,
-        "seed": spec.seed,
-        "populations": populations,
-        "receptors": {name: {"peak_factor": s.peak_factor, "tau_rise": s.tau_rise} for name, s in synapses.items()},
-        "noise": None if spec.noise is None else {
-            kind: {"tau_ms": getattr(spec.noise, kind).tau} for kind in ("excitatory", "inhibitory")},
-        "defaults": spec.default_params(),
-        "weights": {name: {"unit_conductance_uS": spec.receptor(name.split(".")[1]).unit_conductance}
-                    for name in spec.weight_names},
-        "mea": {"resistivity_ohm_m": spec.mea.resistivity},
-    }
+        if model.noise and info["population"] in model.noise_populations:
+            for s in model.noise:
+                noise[s.kind] = (cell.compartment_at(cell.sections_in(s.group)[0], 0.5), s.erev)
+        entry = cell_equations(cell, receptors, noise)
+        entry.update(kind="cells", population=info["population"], noise=sorted(noise))
+        description["groups"][key] = entry
+        if len(model.electrodes):
+            arrays[f"field/{key}"] = np.stack([model.field_transfer(gid) for gid in info["gids"].tolist()])
+    arrays["conn/source_group"] = group_of_gid[conn.source]
+    arrays["conn/source_index"] = index_in_group[conn.source]
+    arrays["conn/target_group"] = group_of_gid[conn.target]
+    arrays["conn/target_index"] = index_in_group[conn.target]
+    arrays["conn/compartment"] = compartment
+    arrays["conn/synapse"] = conn.synapse
+    arrays["conn/weight_group"] = conn.group
+    arrays["conn/relative"] = conn.relative
+    arrays["conn/delay"] = conn.delay
+    description["group_names"] = names
+    return description, arrays

@@ -1,37 +1,41 @@
-"""A livn circuit as a NEURON network, distributed over MPI ranks with ParallelContext.
+"""A network model as a NEURON network, distributed over MPI ranks with ParallelContext.
 
-Cells are dealt round-robin by gid (gid % ranks); every connection is a ``gid_connect``
-NetCon onto the target cell's one point process per receptor; the OU noise of a cell draws
-the counter-based numbers keyed by (seed, gid, kind, step) that the Brian2 target draws
-too (:mod:`livn.targets.gid_normal`). What a cell computes therefore does not
-depend on the number of ranks: spikes are identical on 1, 2 or 3 ranks.
+Cells are dealt round-robin by gid (gid % ranks), virtual nodes too (a VecStim playing the
+node's spike train); every connection is a ``gid_connect`` NetCon onto the target cell's
+point process of that synapse type on that segment; the OU noise of a cell draws the
+counter-based numbers keyed by (seed, gid, kind, step) that the Brian2 target draws too
+(:mod:`livn.targets.gid_normal`). What a cell computes therefore does not depend on the
+number of ranks: spikes are identical on 1, 2 or 3 ranks.
+
+NEURON has one set of gids and one simulation per process: a second network cannot be built
+while a first is alive (an error says so); :meth:`Network.close` frees one.
 
 Units: ms, mV, nA, µS, µm; electrode currents µA.
 """
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from ...spec import SystemSpec
-from ..circuit import Circuit, field_transfer
-from ..dynamics import read_cell
+from ...network.model import NetworkModel
 from .cell import NeuronCell, _h, set_integration
-from .nmodl import load_mechanisms, system_mechanisms
+from .nmodl import load_mechanisms, network_mechanisms
 
-#: where "onto" in a spec puts things on livn's two-compartment cells
-ONTO = {"soma": "soma_group", "dendrite": "dendrite_group"}
-NOISE_KINDS = ("excitatory", "inhibitory")
+_ACTIVE: list = []  # weak reference to the network alive in this process
+
+
+class NetworkExistsError(RuntimeError):
+    """A NEURON network already exists in this process."""
 
 
 class Network:
-    """The NEURON network of ``spec`` built from the SONATA circuit at ``circuit``.
+    """The NEURON network of a :class:`~livn.network.model.NetworkModel`.
 
     Parameters
     ----------
-    spec : SystemSpec
-    circuit : path
-        The circuit directory.
+    model : NetworkModel
     dt : float
         Fixed integration step, ms.
     secondorder : int, optional
@@ -45,19 +49,22 @@ class Network:
         runs without stimulation leave it out.
     field : str
         How the MEA field acts: "extracellular" (NEURON's mechanism: e_extracellular of each
-        section) or "currents" (the equivalent for two compartments: the axial current
-        g_c·(Ve_dend − Ve_soma) injected into the soma and taken from the dendrite, which is
-        what the Brian2 target does; works with Crank–Nicolson).
+        segment) or "currents" (the equivalent axial currents per segment, exact for a
+        grounded medium; what the Brian2 target does; works with Crank–Nicolson).
     coreneuron : bool
-        Integrate with CoreNEURON (in memory; mechanisms compiled with ``nrnivmodl -coreneuron``
-        once): the same spikes, faster on large networks. Runs without stimulation or current
-        injection only (each change of a stimulus would copy the model between the two engines).
+        Integrate with CoreNEURON (mechanisms compiled with ``nrnivmodl -coreneuron`` once):
+        the same spikes, faster on large networks. Runs without stimulation or current
+        injection only.
     """
 
-    def __init__(self, spec: SystemSpec, circuit, dt: float = 0.025, secondorder: int | None = None,
+    def __init__(self, model: NetworkModel, dt: float = 0.025, secondorder: int | None = None,
                  extracellular: bool = True, field: str = "extracellular", coreneuron: bool = False):
         h = _h()
-        self.h, self.spec, self.dt = h, spec, dt
+        if _ACTIVE and _ACTIVE[0]() is not None:
+            raise NetworkExistsError(
+                f"a NEURON network ({_ACTIVE[0]().model.name}) already exists in this process, and NEURON runs one "
+                f"simulation per process: close it first (env.close()), or use another process")
+        self.h, self.model, self.dt = h, model, dt
         if field not in ("extracellular", "currents"):
             raise ValueError(f"field must be 'extracellular' or 'currents', not {field!r}")
         self.field = field
@@ -68,157 +75,128 @@ class Network:
         if secondorder is None:
             secondorder = 0 if self.extracellular else 2
         self.pc = h.ParallelContext()
-        self.pc.gid_clear()  # one network per process: a new one replaces the previous one
+        self.pc.gid_clear()
         self.rank, self.ranks = int(self.pc.id()), int(self.pc.nhost())
-        self.circuit = Circuit(circuit, edges=False)  # each rank reads only its cells' afferent edges
-        self.mechanisms = load_mechanisms(system_mechanisms(spec), coreneuron=coreneuron)
+        self.mechanisms = load_mechanisms(network_mechanisms(model), coreneuron=coreneuron)
         set_integration("fixed", dt=dt, secondorder=secondorder)
         if coreneuron:
             h.CVode().cache_efficient(1)  # CoreNEURON takes the model from NEURON's sorted memory
         self.cells: dict[int, NeuronCell] = {}
-        self._population_of: dict[int, str] = {}
+        self._stims: dict[int, tuple] = {}
         self._build_cells()
-        self._netcons: dict[str, list] = {}
+        self._build_virtual()
+        self._netcons: list = []
         self._connect()
         self.pc.set_maxstep(10)
         self._spike_times, self._spike_gids = h.Vector(), h.Vector()
         self.pc.spike_record(-1, self._spike_times, self._spike_gids)
         self._spikes_read = 0
-        self._transfer = self._field_transfer()
-        self.params = spec.default_params()
+        self._transfer = {gid: model.field_transfer(gid) for gid in self.cells} if len(model.electrodes) else {}
+        self.params = model.default_params()
+        self._recorders: dict = {}
+        self._read = 0
         self.set_params(self.params)
-        self._voltage = None
-        self._initialise()
+        _ACTIVE[:] = [weakref.ref(self)]
 
     # -- construction --------------------------------------------------------------------
+    def _mine(self, gids) -> list[int]:
+        return [int(g) for g in gids if int(g) % self.ranks == self.rank]
+
     def _build_cells(self):
-        spec = self.spec
-        receptors_onto = {p.name: {} for p in spec.populations}
-        for proj in spec.projections:
-            for r in proj.receptors:
-                receptors_onto[proj.target][r] = ONTO[proj.onto]
-        for pop in spec.populations:
-            ir = read_cell(pop.cell, pop.cell_id)
-            for gid in pop.gids:
-                if gid % self.ranks != self.rank:
-                    continue
-                cell = NeuronCell(ir, self.mechanisms, gid=gid, extracellular=self.extracellular)
-                for receptor, group in receptors_onto[pop.name].items():
-                    cell.add_synapse(receptor, self.mechanisms.synapse(receptor), group)
-                if spec.noise is not None:
-                    for stream, kind in enumerate(NOISE_KINDS):
-                        ou = getattr(spec.noise, kind)
-                        cell.add_noise(kind, self.mechanisms.noise.name, ONTO[ou.onto], ou.g0, ou.sigma, ou.tau,
-                                       ou.erev, ids=(spec.seed, gid, stream))
-                self.pc.set_gid2node(gid, self.rank)
-                self.pc.cell(gid, cell.spike_detector())
-                self.cells[gid] = cell
-                self._population_of[gid] = pop.name
+        model = self.model
+        for gid in self._mine(model.biophysical_gids):
+            cell = NeuronCell(model.cell_of(gid), self.mechanisms, gid=gid, extracellular=self.extracellular)
+            if model.noise_on(gid):
+                for source in model.noise:
+                    cell.add_noise(source.kind, self.mechanisms.noise.name, source.group, source.g0, source.sigma,
+                                   source.tau, source.erev, ids=(model.seed, gid, source.stream))
+            self.pc.set_gid2node(gid, self.rank)
+            self.pc.cell(gid, cell.spike_detector())
+            self.cells[gid] = cell
+
+    def _build_virtual(self):
+        h, inputs = self.h, self.model.spike_inputs
+        for gid in self._mine(self.model.virtual_gids):
+            stim = h.VecStim()
+            times = h.Vector(inputs.get(gid, np.zeros(0)))
+            stim.play(times)
+            self.pc.set_gid2node(gid, self.rank)
+            self.pc.cell(gid, h.NetCon(stim, None))
+            self._stims[gid] = (stim, times)
 
     def _connect(self):
-        import libsonata
-
-        import h5py
-
-        population = libsonata.EdgeStorage(str(self.circuit.edges_file)).open_population(self.circuit.edge_population)
-        selection = population.afferent_edges(sorted(self.cells))
-        with h5py.File(self.circuit.edges_file, "r") as h5:  # libsonata does not expose edge_type_id
-            types = h5[f"edges/{self.circuit.edge_population}/edge_type_id"]
-            edge_type = np.concatenate([types[a:b] for a, b in selection.ranges] or [np.zeros(0, dtype=np.int64)])
-        # by edge type, then by edge id: the order (of NetCons, hence of simultaneous events)
-        # is the same on any number of ranks
-        order = np.lexsort((selection.flatten(), edge_type))
-        source, target, edge_type, weight, delay = (
-            np.asarray(x)[order] for x in (population.source_nodes(selection), population.target_nodes(selection),
-                                           edge_type, population.get_attribute("syn_weight", selection),
-                                           population.get_attribute("delay", selection)))
-        for type_id, row in sorted(self.circuit.edge_types.items()):
-            mask = edge_type == type_id
-            name = f"{row['projection']}.{row['receptor']}"
-            netcons = self._netcons.setdefault(name, [])
-            synapse = row["receptor"]
-            for s, t, w, d in zip(source[mask].tolist(), target[mask].tolist(), weight[mask].tolist(), delay[mask].tolist()):
-                nc = self.pc.gid_connect(s, self.cells[t].synapses[synapse])
-                nc.weight[0] = w
-                nc.delay = d
-                netcons.append((nc, w))
-
-    def _field_transfer(self):
-        """gid -> (mV per µA of each electrode at the soma, ... at the dendrite)."""
-        out = {}
-        for pop in self.spec.populations:
-            gids = [g for g in pop.gids if g in self.cells]
-            if not gids:
-                continue
-            ir = self.cells[gids[0]].ir
-            centres = [c.centre for c in ir.compartments]
-            per_compartment = field_transfer(self.circuit, pop.first_gid, pop.count, centres, self.spec.mea.resistivity)
-            for gid in gids:
-                out[gid] = [m[gid - pop.first_gid] for m in per_compartment]
-        return out
+        conn = self.model.afferent(sorted(self.cells))
+        self._connections = conn
+        names = self.model.synapse_names
+        for s, t, syn, sec, x, d in zip(conn.source.tolist(), conn.target.tolist(), conn.synapse.tolist(),
+                                        conn.section.tolist(), conn.x.tolist(), conn.delay.tolist()):
+            name = names[syn]
+            pp = self.cells[t].add_synapse(name, self.mechanisms.synapse(name), sec, x)
+            nc = self.pc.gid_connect(s, pp)
+            nc.delay = d
+            self._netcons.append(nc)
 
     def _initialise(self):
-        h = self.h
         for cell in self.cells.values():
-            for sec in cell.sections.values():
+            for sec in cell.sections:
                 sec.v = cell.ir.v_init
-        h.finitialize()  # no argument: every cell starts at its own initMembPotential
+        self.h.finitialize()  # no argument: every cell starts at its own initMembPotential
         self._spikes_read = 0
 
     # -- parameters ----------------------------------------------------------------------
     def set_params(self, params: dict):
-        """Weights ("SOURCE->TARGET.RECEPTOR", × unit conductance) and noise ("noise.excitatory.g0", µS)."""
-        defaults = self.spec.default_params()
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise KeyError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(defaults))}")
+        """Weights and noise by the names of ``model.default_params()`` (see :mod:`livn.network.model`)."""
+        params = self.model.check_params(params)
+        self.params.update(params)
         for name, value in params.items():
-            self.params[name] = float(value)
             if name.startswith("noise."):
                 _, kind, field = name.split(".")
                 for cell in self.cells.values():
-                    setattr(cell.noise[kind], field, float(value))
-            else:
-                scale = float(value) / defaults[name] if defaults[name] else 0.0
-                for nc, base in self._netcons.get(name, []):
-                    nc.weight[0] = base * scale
-        if self.h.t == 0 and hasattr(self, "_transfer"):
+                    if kind in cell.noise:
+                        setattr(cell.noise[kind], field, value)
+        if any(not n.startswith("noise.") for n in params):
+            weights = self.model.conductance_scale(self.params)[self._connections.group] * self._connections.relative
+            for nc, w in zip(self._netcons, weights.tolist()):
+                nc.weight[0] = w
+        if self.h.t == 0:
             self._initialise()  # before the first step: the noise starts at its (new) mean
 
     # -- recording -----------------------------------------------------------------------
-    def record_voltage(self, gids=None, dt: float | None = None):
-        """Record every section's potential of ``gids`` (all if None) every ``dt`` ms."""
+    def record(self, gids, variable: str, dt: float | None = None):
+        """Record ``variable`` ("v": membrane potential, mV; "i_membrane": transmembrane
+        current, nA) of every compartment of ``gids`` every ``dt`` ms; before the first run only."""
         h = self.h
-        wanted = range(len(self.circuit.positions)) if gids is None else gids
-        self._voltage = {}
-        for gid in wanted:
-            cell = self.cells.get(int(gid))
+        if self.h.t != 0:
+            raise RuntimeError("recordings must be set up before the first run (or after clear())")
+        if variable == "i_membrane":
+            h.CVode().use_fast_imem(1)
+        every = dt or self.dt
+        vectors = {}
+        for gid in (int(g) for g in gids):
+            cell = self.cells.get(gid)
             if cell is None:
                 continue
-            vectors = {}
-            for comp in cell.ir.compartments:
+            per = []
+            for seg in cell.segments:
                 vec = h.Vector()
-                vec.record(cell.sections[comp.segment_group](0.5)._ref_v, dt or self.dt)
-                vectors[comp.name] = vec
-            self._voltage[int(gid)] = vectors
-        self._voltage_read = 0
-        self._voltage_dt = dt or self.dt
-        if self.h.t == 0:
-            self._initialise()  # NEURON starts recording vectors at finitialize
-        else:
-            raise RuntimeError("record_voltage must be called before the first run (or after clear())")
+                vec.record(seg._ref_v if variable == "v" else seg._ref_i_membrane_, every)
+                per.append(vec)
+            vectors[gid] = per
+        self._recorders[variable] = (vectors, every)
+        self._initialise()  # NEURON starts recording vectors at finitialize
 
     # -- running -------------------------------------------------------------------------
     def _apply_field(self, currents):
-        for gid, (soma, dend) in self._transfer.items():
-            self.cells[gid].set_field(float(soma @ currents), float(dend @ currents))
+        for gid, transfer in self._transfer.items():
+            self.cells[gid].set_field(transfer @ currents)
 
     def run(self, duration: float, stimulus=None, inject=None):
         """Advance every rank by ``duration`` ms (collective); stimulus in µA, (samples, channels)
-        at dt; ``inject``: gid -> somatic current clamp (nA) held during this call.
+        at dt (checked by the caller); ``inject``: gid -> somatic current clamp (nA) held during
+        this call.
 
-        Returns (it, t, voltages) gathered on every rank: spike gids and times (ms) of this
-        call sorted by time, and {gid: {section: mV array}} of the recorded cells.
+        Returns (gids, times, recordings) gathered on every rank: spikes of this call sorted by
+        time, and {variable: {gid: (compartments, samples) array}}.
         """
         h, pc = self.h, self.pc
         if self.coreneuron and (stimulus is not None or inject):
@@ -238,12 +216,8 @@ class Network:
             if not self.extracellular and self.field == "extracellular":
                 raise RuntimeError("this network was built without the extracellular mechanism: "
                                    "build it with extracellular=True to stimulate through the MEA")
-            stimulus = np.asarray(stimulus, dtype=float)
-            channels = len(self.circuit.electrodes)
-            if stimulus.ndim != 2 or stimulus.shape[1] != channels:
-                raise ValueError(f"stimulus must have shape (samples, {channels} channels), found {stimulus.shape}")
-            steps = int(round(duration / self.dt))
-            stimulus = np.vstack([stimulus[:steps], np.zeros((1, channels))])
+            channels = stimulus.shape[1]
+            stimulus = np.vstack([stimulus, np.zeros((1, channels))])
             changes = np.flatnonzero(np.any(np.diff(stimulus, axis=0, prepend=np.zeros((1, channels))) != 0, axis=1))
             for k in changes:
                 pc.psolve(min(start + k * self.dt, stop))
@@ -273,29 +247,43 @@ class Network:
         times = np.array(self._spike_times.to_python())[self._spikes_read:]
         gids = np.array(self._spike_gids.to_python(), dtype=np.int64)[self._spikes_read:]
         self._spikes_read = len(self._spike_times)
-        voltages = {}
-        if self._voltage:
+        recordings = {}
+        end = None
+        for variable, (vectors, every) in self._recorders.items():
             # samples before the current time; the one at it opens the next run (as in Brian2)
-            end = int(round(self.h.t / self._voltage_dt))
-            for gid, vectors in self._voltage.items():
-                voltages[gid] = {name: np.array(vec.to_python())[self._voltage_read:end] for name, vec in vectors.items()}
-            self._voltage_read = end
+            end = int(round(self.h.t / every))
+            recordings[variable] = {gid: np.array([np.array(v.to_python())[self._read:end] for v in per])
+                                    for gid, per in vectors.items()}
+        if end is not None:
+            self._read = end
         if self.ranks > 1:
-            gathered = self.pc.py_allgather((gids, times, voltages))
+            gathered = self.pc.py_allgather((gids, times, recordings))
             gids = np.concatenate([g for g, _, _ in gathered])
             times = np.concatenate([t for _, t, _ in gathered])
-            voltages = {k: v for _, _, part in gathered for k, v in part.items()}
+            recordings = {var: {k: v for _, _, part in gathered for k, v in part.get(var, {}).items()}
+                          for var in self._recorders}
         order = np.lexsort((gids, times))
-        return gids[order], times[order], voltages
+        return gids[order], times[order], recordings
 
     def clear(self):
         """Back to t = 0 and the initial state (recordings emptied)."""
         self._spike_times.resize(0)
         self._spike_gids.resize(0)
-        if self._voltage is not None:
-            for vectors in self._voltage.values():
-                for vec in vectors.values():
+        for vectors, _ in self._recorders.values():
+            for per in vectors.values():
+                for vec in per:
                     vec.resize(0)
-        self._voltage_read = 0
-        self._apply_field(np.zeros(len(self.circuit.electrodes)))
+        self._read = 0
+        if self._transfer:
+            self._apply_field(np.zeros(len(self.model.electrodes)))
         self._initialise()
+
+    def close(self):
+        """Free this network's cells and gids, so another network can be built in the process."""
+        if _ACTIVE and _ACTIVE[0]() is self:
+            _ACTIVE.clear()
+        self._netcons = []
+        self.cells = {}
+        self._stims = {}
+        self._recorders = {}
+        self.pc.gid_clear()

@@ -66,7 +66,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..dynamics import Channel, Gate, Synapse, UnsupportedNeuroML, read_cell, read_synapse
+from ...network.neuroml import Channel, Gate, Synapse, UnsupportedNeuroML
 from ..gid_normal import C_SOURCE
 
 #: bumped whenever the generated code changes in a way the text hash would not show
@@ -499,19 +499,17 @@ def mechanisms(cells=(), synapses=(), noise: bool = False) -> MechanismSet:
                         noise_mechanism() if noise else None)
 
 
-def system_mechanisms(spec) -> MechanismSet:
-    """Every mechanism of ``spec`` (a :class:`livn.spec.SystemSpec`): the channels of its
-    populations' cells, one synapse per receptor (keyed by receptor name) and the noise."""
-    cells = [read_cell(pop.cell, pop.cell_id) for pop in spec.populations]
-    synapses = {r.name: read_synapse(r.model, r.component_id) for r in spec.receptors}
-    return mechanisms(cells, synapses, noise=spec.noise is not None)
+def network_mechanisms(network) -> MechanismSet:
+    """Every mechanism of a :class:`livn.network.NetworkModel`: the channels of its cells, one
+    synapse per synapse type (keyed by its name) and the noise, if any."""
+    return mechanisms(network.cells, dict(network.synapses), noise=bool(network.noise))
 
 
 def write_mechanisms(source, directory) -> list[Path]:
     """Write the ``.mod`` files of ``source`` (a :class:`MechanismSet` or a SystemSpec) into
     ``directory`` (created if needed); return their paths. Other files are left alone, but
     note that :func:`compile_mechanisms` compiles every ``.mod`` file of a directory."""
-    mechs = source if isinstance(source, MechanismSet) else system_mechanisms(source)
+    mechs = source if isinstance(source, MechanismSet) else network_mechanisms(source)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []

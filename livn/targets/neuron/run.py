@@ -13,6 +13,16 @@ import time
 from pathlib import Path
 
 
+def spikes_by_population(model, gids, times) -> dict:
+    """{node population: (node ids, times)} of spikes given by gid."""
+    out = {}
+    for pop in model.populations.values():
+        mask = (gids >= pop.offset) & (gids < pop.offset + pop.size)
+        if pop.kind == "biophysical":
+            out[pop.name] = (gids[mask] - pop.offset, times[mask])
+    return out
+
+
 def main(argv=None) -> None:
     from .parallel import init
 
@@ -33,13 +43,13 @@ def main(argv=None) -> None:
         if not neuron.load_mechanisms(str(args.mechanisms), warn_if_already_loaded=False):
             raise SystemExit(f"no compiled mechanisms in {args.mechanisms} (run nrnivmodl there)")
 
-    from ...system import System
-    from ..circuit import write_spike_report
+    from ...network.model import NetworkModel
+    from ...sonata import write_spike_report
     from .network import Network
 
-    system = System(args.circuit)
+    model = NetworkModel(args.circuit)
     start = time.perf_counter()
-    network = Network(system.spec, system.directory, dt=args.dt, extracellular=False,  # no stimulation here
+    network = Network(model, dt=args.dt, extracellular=False,  # no stimulation here
                       coreneuron=args.coreneuron)
     if args.params:
         network.set_params(json.loads(args.params))
@@ -49,8 +59,8 @@ def main(argv=None) -> None:
     wall = time.perf_counter() - start
     if network.rank == 0:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        write_spike_report(args.output, system.name, it, t)
-        print(json.dumps({"system": system.name, "ranks": network.ranks, "coreneuron": args.coreneuron,
+        write_spike_report(args.output, spikes_by_population(model, it, t))
+        print(json.dumps({"system": model.name, "ranks": network.ranks, "coreneuron": args.coreneuron,
                           "duration_ms": args.duration,
                           "build_s": round(built, 3), "run_s": round(wall, 3), "spikes": int(len(it)),
                           "output": str(args.output)}))
