@@ -1,7 +1,15 @@
-"""The ``livn`` command: validate | build | inspect | systems."""
+"""The ``livn`` command: validate | build | inspect | compile | run | dynamics | systems.
+
+A user's mistake (a bad spec, a circuit livn cannot run, an argument out of range) is
+reported as a message and exit status 1 (2 for a usage error), never as a traceback; set
+``LIVN_DEBUG=1`` to see the traceback anyway.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -9,11 +17,68 @@ from pathlib import Path
 import click
 
 from .resources import predefined_names
+from .targets import target_names
 
 
 def _report(problems) -> None:
     for problem in problems:
         click.echo(str(problem), err=True)
+
+
+def user_errors(command):
+    """Report the errors a user can cause as messages (exit 1), with every problem listed."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .env import TargetError
+        from .network.model import NetworkError
+        from .neuroml.reader import NeuroMLError
+        from .sonata import CircuitError
+        from .spec import SpecError
+
+        try:
+            return command(*args, **kwargs)
+        except SpecError as err:
+            _report(err.problems)
+            click.echo(f"error: {len(err.problems)} problem(s) in the spec", err=True)
+        except (CircuitError, NetworkError, NeuroMLError) as err:
+            for entry in err.problems:
+                file, *rest = entry
+                line = rest[0] if len(rest) == 2 else None
+                click.echo(f"{file}{':' + str(line) if line else ''}: error: {rest[-1]}", err=True)
+            click.echo(f"error: {len(err.problems)} problem(s) in the circuit", err=True)
+        except TargetError as err:
+            _report(err.problems)
+            click.echo(f"error: {str(err).splitlines()[0]}", err=True)
+        except (ValueError, KeyError, TypeError, FileExistsError, FileNotFoundError, RuntimeError) as err:
+            if os.environ.get("LIVN_DEBUG"):
+                raise
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+
+    return wrapper
+
+
+def _finite(minimum: float | None = None, strict: bool = True, maximum: float | None = None):
+    """A click callback: a finite number (> minimum if strict, else >= minimum)."""
+
+    def check(ctx, param, value):
+        if value is None:
+            return value
+        bad = not math.isfinite(value)
+        if minimum is not None:
+            bad = bad or (value <= minimum if strict else value < minimum)
+        if maximum is not None:
+            bad = bad or value > maximum
+        if bad:
+            bound = [] if minimum is None else [f"{'>' if strict else '>='} {minimum:g}"]
+            bound += [] if maximum is None else [f"<= {maximum:g}"]
+            raise click.BadParameter(f"expected a finite number{' ' + ' and '.join(bound) if bound else ''}, "
+                                     f"found {value}")
+        return value
+
+    return check
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,9 +89,13 @@ def main() -> None:
 
 @main.command()
 @click.argument("targets", nargs=-1, required=True)
-def validate(targets) -> None:
+@click.option("--target", "simulators", multiple=True, type=click.Choice(target_names()),
+              help="Also report what this simulator target cannot run (repeatable).")
+def validate(targets, simulators) -> None:
     """Check spec files (or predefined systems by name); report every problem at once.
 
+    The NeuroML files are read as strictly as the YAML (units, ids, supported elements);
+    with --target, everything that target cannot run is reported too, with file and line.
     Exit status 1 if any spec has an error.
     """
     from .spec import SpecError, check_spec
@@ -41,21 +110,45 @@ def validate(targets) -> None:
             failed = True
             continue
         spec, problems = check_spec(path)
+        if spec is not None:
+            problems = problems + _target_problems(spec, simulators)
         _report(problems)
-        if spec is None:
-            errors = sum(p.severity == "error" for p in problems)
+        errors = sum(p.severity == "error" for p in problems)
+        if spec is None or errors:
             click.echo(f"{path}: {errors} error(s)", err=True)
             failed = True
         else:
+            checked = f"; runs on {', '.join(simulators)}" if simulators else ""
             click.echo(f"{path}: OK ({spec.num_neurons} neurons, {len(spec.populations)} populations, "
-                       f"{len(spec.projections)} projections, {spec.mea.grid[0] * spec.mea.grid[1]} MEA channels)")
+                       f"{len(spec.projections)} projections, {spec.mea.grid[0] * spec.mea.grid[1]} MEA channels{checked})")
     sys.exit(1 if failed else 0)
+
+
+def _target_problems(spec, simulators) -> list:
+    """What each of ``simulators`` cannot run in ``spec``'s cells and synapses."""
+    if not simulators:
+        return []
+    from .network.model import Components
+    from .neuroml import read_cell, read_synapse
+    from .spec.problems import relative_name
+    from .targets import get_target
+
+    cells = [read_cell(p.cell, p.cell_id) for p in spec.populations]
+    synapses = {r.name: read_synapse(r.model, r.component_id) for r in spec.receptors}
+    components = Components(cells, synapses, str(spec.path))
+    problems = []
+    for name in simulators:
+        for problem in get_target(name).check(components):
+            problems.append(type(problem)(relative_name(Path(problem.file.split(" + ")[0])), problem.line,
+                                          f"target {name}", problem.message, problem.severity))
+    return problems
 
 
 @main.command()
 @click.argument("target")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Circuit directory to write (default: the user cache, as predefined() does).")
+@user_errors
 def build(target, output) -> None:
     """Build a spec (file or predefined name) into a SONATA circuit.
 
@@ -63,45 +156,42 @@ def build(target, output) -> None:
     on error nothing is left at OUTPUT.
     """
     from .build import build_circuit
-    from .spec import SpecError, load_spec
+    from .spec import load_spec
     from .system import System, predefined, resolve_spec
 
     start = time.perf_counter()
-    try:
-        if output is None and str(target) in predefined_names() and not Path(target).exists():
-            path = predefined(str(target))
-        else:
-            spec = load_spec(resolve_spec(target))
-            path = build_circuit(spec, output or Path(spec.name))
-    except SpecError as err:
-        _report(err.problems)
-        click.echo(f"{target}: not built ({len(err.problems)} problem(s))", err=True)
-        sys.exit(1)
-    except FileExistsError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
+    if output is None and str(target) in predefined_names() and not Path(target).exists():
+        path = predefined(str(target))
+    else:
+        spec = load_spec(resolve_spec(target))
+        path = build_circuit(spec, output or Path(spec.name))
     system = System(path)
     edges = len(system.edges["source"])
     click.echo(f"built {system.name}: {system.num_neurons} neurons, {edges} edges, "
                f"{system.num_channels} MEA channels in {time.perf_counter() - start:.2f} s -> {path}")
 
 
-@main.command()
-@click.argument("target")
-@click.option("--plot", type=click.Path(path_type=Path), help="Also draw the circuit into this PNG.")
-def inspect(target, plot) -> None:
-    """Summarise a circuit directory (or a predefined system, built if needed)."""
-    from .spec import SpecError
+def _system(target: str):
+    """A System from a circuit (directory, circuit_config.json, simulation_config.json), or a
+    predefined name (built if needed)."""
     from .system import System, predefined
 
     path = Path(target)
-    try:
-        if not path.exists() and target in predefined_names():
-            path = predefined(target)
-        system = System(path)
-    except (FileNotFoundError, ValueError, SpecError) as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
+    if not path.exists() and target in predefined_names():
+        path = predefined(target)
+    elif not path.exists():
+        raise FileNotFoundError(f"{target}: no such circuit, and not a predefined system "
+                                f"({', '.join(predefined_names())})")
+    return System(path)
+
+
+@main.command()
+@click.argument("target")
+@click.option("--plot", type=click.Path(path_type=Path), help="Also draw the circuit into this PNG.")
+@user_errors
+def inspect(target, plot) -> None:
+    """Summarise a circuit (directory, config file, or a predefined system, built if needed)."""
+    system = _system(target)
     click.echo(system.summary())
     if plot is not None:
         from .plot import plot_circuit
@@ -109,78 +199,115 @@ def inspect(target, plot) -> None:
         click.echo(f"\npicture: {plot_circuit(system, plot)}")
 
 
-def _system(target: str):
-    """A System from a circuit directory, or a predefined name (built if needed)."""
-    from .system import System, predefined
+def _checked(system, backend: str):
+    """The target ``backend``, after checking it can run ``system`` (TargetError otherwise)."""
+    from .env import TargetError
+    from .targets import get_target
 
-    path = Path(target)
-    if not path.exists() and target in predefined_names():
-        path = predefined(target)
-    return System(path)
+    target = get_target(backend)
+    problems = target.check(system.network)
+    if problems:
+        raise TargetError(backend, problems)
+    return target
 
 
 @main.command("compile")
-@click.argument("target")
-@click.option("--target", "simulator", type=click.Choice(["brian2", "neuron"]), default="brian2", show_default=True)
+@click.argument("circuit")
+@click.option("--target", "simulator", type=click.Choice(target_names()), default="brian2", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
-def compile_(target, simulator, output) -> None:
-    """Compile a circuit (directory or predefined name) into a runnable simulation directory."""
-    system = _system(target)
-    if simulator == "neuron":
-        from .targets.neuron.compile import compile_neuron
+@click.option("--duration", type=float, default=1000.0, show_default=True, callback=_finite(0.0),
+              help="Default simulated time of the compiled run, ms.")
+@click.option("--dt", type=float, default=0.025, show_default=True, callback=_finite(0.0, maximum=1.0),
+              help="Integration step, ms.")
+@user_errors
+def compile_(circuit, simulator, output, duration, dt) -> None:
+    """Compile a circuit (directory, config file or predefined name) into a runnable directory."""
+    system = _system(circuit)
+    target = _checked(system, simulator)
+    path = target.compile(system.network, output, duration=duration, dt=dt)
+    how = f"mpiexec -n 2 python {path / 'run.py'}" if target.parallel else f"python {path / 'run.py'}"
+    click.echo(f"compiled {system.name} for {simulator} -> {path}\n  run it: {how}")
 
-        path = compile_neuron(system, output)
-        click.echo(f"compiled {system.name} for NEURON -> {path}\n  run it: mpiexec -n 2 python {path / 'run.py'}")
-    else:
-        from .targets.brian2.compile import compile_brian2
 
-        path = compile_brian2(system, output)
-        click.echo(f"compiled {system.name} for Brian2 -> {path}\n  run it: python {path / 'run.py'} --duration 1000")
+def _run_in_chunks(env, duration: float, stimulus, label: str):
+    """Run ``duration`` ms in pieces, with a progress bar when it takes a while; returns (it, t)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    chunk = max(100.0, duration / 50)
+    steps_per_chunk = int(round(chunk / env.dt))
+    gids, times = [], []
+    done = 0.0
+    with tqdm(total=duration, unit="ms", desc=label, disable=duration < 500 or not sys.stderr.isatty(),
+              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} ms [{elapsed}<{remaining}]") as bar:
+        k = 0
+        while done < duration - 1e-9:
+            step = min(chunk, duration - done)
+            piece = None
+            if stimulus is not None:
+                piece = stimulus[k * steps_per_chunk:k * steps_per_chunk + int(round(step / env.dt))]
+            result = env.run(step, stimulus=piece)
+            gids.append(result.it)
+            times.append(result.t)
+            done += step
+            k += 1
+            bar.update(step)
+    return np.concatenate(gids), np.concatenate(times)
 
 
 @main.command()
 @click.argument("target")
-@click.option("--duration", type=float, default=1000.0, show_default=True, help="Simulated time, ms.")
-@click.option("--backend", "--target", "backend", type=click.Choice(["brian2", "neuron"]), default=None,
+@click.option("--duration", type=float, default=None, callback=_finite(0.0),
+              help="Simulated time, ms (default: the simulation config's tstop, else 1000).")
+@click.option("--backend", "--target", "backend", type=click.Choice(target_names()), default=None,
               help="Default: $LIVN_BACKEND or brian2.")
-@click.option("--ranks", type=int, default=1, show_default=True, help="MPI processes (NEURON only).")
+@click.option("--ranks", type=click.IntRange(min=1), default=1, show_default=True, help="MPI processes (NEURON only).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Folder for spikes.h5 (SONATA spike report) and raster.png (default: out/<system>-run).")
-@click.option("--stimulate", type=float, default=None, metavar="UA",
+@click.option("--stimulate", type=float, default=None, metavar="UA", callback=_finite(0.0, strict=False),
               help="Biphasic pulses of this amplitude (µA) on every channel at --pulse-rate Hz.")
-@click.option("--pulse-rate", type=float, default=10.0, show_default=True)
+@click.option("--pulse-rate", type=float, default=10.0, show_default=True, callback=_finite(0.0, maximum=2000.0),
+              help="Hz (> 0).")
 @click.option("--coreneuron", is_flag=True, help="NEURON backend: integrate with CoreNEURON (same spikes, faster).")
+@user_errors
 def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron) -> None:
     """Simulate a system; write its spike report and a raster a person can look at."""
-    import os
     import subprocess
 
     from .env import Env, _backend
     from .io import pulse_train
     from .measures import branching_ratio, mean_rate
     from .plot import plot_activity
-    from .targets.circuit import read_spike_report, write_spike_report
+    from .sonata import read_spike_report_all, write_spike_report
+    from .targets.neuron.run import spikes_by_population
 
     system = _system(target)
+    if duration is None:
+        duration = float(system.circuit.run_settings.get("tstop", 1000.0))
+    backend = _backend(backend)
+    if (ranks > 1 or coreneuron) and (backend != "neuron" or stimulate is not None):
+        click.echo("error: --ranks > 1 and --coreneuron run the NEURON backend without stimulation "
+                   f"(found backend {backend}{', --stimulate' if stimulate is not None else ''})", err=True)
+        sys.exit(2)
+    if stimulate is not None and system.num_channels == 0:
+        raise ValueError(f"--stimulate: {system.name} has no MEA (a circuit not built by livn)")
+    _checked(system, backend)
     output = output or Path("out") / f"{system.name}-run"
     output.mkdir(parents=True, exist_ok=True)
-    backend = _backend(backend)
     if ranks > 1 or coreneuron:
-        if backend != "neuron" or stimulate is not None:
-            click.echo("error: --ranks > 1 and --coreneuron run the NEURON backend without stimulation "
-                       f"(found backend {backend}{', --stimulate' if stimulate is not None else ''})", err=True)
-            sys.exit(2)
         mpiexec = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks)] if ranks > 1 else []
-        command = mpiexec + [sys.executable, "-m", "livn.targets.neuron.run", str(system.directory),
+        source = system.circuit.simulation_path if system.circuit.simulation else system.config_path
+        command = mpiexec + [sys.executable, "-m", "livn.targets.neuron.run", str(source),
                              "--duration", str(duration), "--output", str(output / "spikes.h5")]
         command += ["--coreneuron"] if coreneuron else []
         start = time.perf_counter()
+        click.echo(f"{system.name}: running {duration:g} ms on {ranks} MPI rank(s)...", err=True)
         done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
         wall = time.perf_counter() - start
         if done.returncode != 0:
             click.echo(done.stdout[-3000:] + done.stderr[-3000:], err=True)
             sys.exit(1)
-        it, t = read_spike_report(output / "spikes.h5", system.name)
+        it, t = _gids_of(system, read_spike_report_all(output / "spikes.h5"))
         backend = f"{'coreneuron' if coreneuron else 'neuron'}, {ranks} MPI rank{'s' if ranks > 1 else ''}"
     else:
         env = Env(system, backend=backend)
@@ -190,9 +317,10 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
             stimulus = pulse_train(duration, range(system.num_channels), system.num_channels, stimulate, pulse_rate,
                                    dt=env.dt)
         start = time.perf_counter()
-        it, t, *_ = env.run(duration, stimulus=stimulus)
+        it, t = _run_in_chunks(env, duration, stimulus, system.name)
         wall = time.perf_counter() - start
-        write_spike_report(output / "spikes.h5", system.name, it, t)
+        env.close()
+        write_spike_report(output / "spikes.h5", spikes_by_population(system.network, it, t))
     picture = plot_activity(system, it, t, output / "raster.png", duration=duration)
     click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({backend})")
     for p in system.populations:
@@ -201,17 +329,37 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
     click.echo(f"  spikes: {output / 'spikes.h5'}\n  raster: {picture}")
 
 
+def _gids_of(system, reports):
+    import numpy as np
+
+    gids, times = [], []
+    for name, (ids, t) in reports.items():
+        pop = system.network.populations.get(name)
+        if pop is not None:
+            gids.append(ids + pop.offset)
+            times.append(t)
+    gids, times = (np.concatenate(gids), np.concatenate(times)) if gids else (np.zeros(0, int), np.zeros(0))
+    order = np.lexsort((gids, times))
+    return gids[order], times[order]
+
+
 @main.command()
 @click.argument("target")
-@click.option("--duration", type=float, default=5500.0, show_default=True, help="ms per protocol")
-@click.option("--transient", type=float, default=500.0, show_default=True, help="ms discarded")
-@click.option("--backend", type=click.Choice(["brian2", "neuron"]), default=None)
+@click.option("--duration", type=float, default=5500.0, show_default=True, callback=_finite(0.0), help="ms per protocol")
+@click.option("--transient", type=float, default=500.0, show_default=True, callback=_finite(0.0, strict=False),
+              help="ms discarded (< duration)")
+@click.option("--backend", type=click.Choice(target_names()), default=None)
+@user_errors
 def dynamics(target, duration, transient, backend) -> None:
     """Measure spontaneous and stimulated rates and the branching ratio of a system's defaults."""
     from .env import Env
     from .protocols import measure
 
+    if transient >= duration:
+        raise click.BadParameter(f"--transient ({transient:g} ms) must be shorter than --duration ({duration:g} ms)")
     system = _system(target)
+    if system.num_channels == 0:
+        raise ValueError(f"{system.name} has no MEA: the stimulated protocol needs one")
     click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters")
     click.echo(measure(Env(system, backend=backend), duration, transient).report())
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .system import System
 
-from .system import System  # noqa: E402
+
+def _pyplot():
+    """pyplot drawing into files only (no display), chosen when a picture is made, not at import."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() != "agg":
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _role(system: System, population: str) -> str:
+    return ((system.livn.get("populations") or {}).get(population) or {}).get("role", "")
 
 
 def _save(fig, path) -> Path:
+    plt = _pyplot()
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,30 +36,41 @@ def _save(fig, path) -> Path:
 
 def plot_circuit(system: System, path: Path) -> Path:
     """Draw the culture (cells, electrodes, recording radii) and connection probability
-    against distance (measured vs the spec's kernel) into a PNG at ``path``."""
+    against distance (measured vs the circuit's kernel) into a PNG at ``path``.
+
+    A circuit without livn's culture, MEA and connectivity rules gets the cells only."""
+    from .spec.model import GaussianKernel
+
+    plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
     colours = {"excitatory": "tab:red", "inhibitory": "tab:blue"}
-    for p in system.spec.populations:
-        xy = system.coordinates[system.gids(p.name)]
+    for name in system.populations:
+        xy = system.coordinates[system.gids(name)]
         left.scatter(xy[:, 0], xy[:, 1], s=max(2, 400 / np.sqrt(system.num_neurons)),
-                     c=colours.get(p.role, "k"), label=f"{p.name} ({p.count})", alpha=0.8)
-    mea = system.spec.mea
-    for x, y, _ in system.electrodes:
-        left.add_patch(plt.Circle((x, y), mea.recording_radius, fill=False, color="0.6", lw=0.6))
-    left.scatter(system.electrodes[:, 0], system.electrodes[:, 1], marker="s", s=12, c="k",
-                 label=f"electrodes ({system.num_channels})")
-    w, h = system.spec.size
-    left.set(xlim=(0, w), ylim=(0, h), aspect="equal", xlabel="x (µm)", ylabel="y (µm)",
-             title=f"{system.name}: {system.num_neurons} neurons on a {mea.grid[0]}×{mea.grid[1]} MEA")
+                     c=colours.get(_role(system, name), None), label=f"{name} ({len(xy)})", alpha=0.8)
+    mea = system.livn.get("mea")
+    if mea and system.num_channels:
+        for x, y, _ in system.electrodes:
+            left.add_patch(plt.Circle((x, y), mea["recording_radius_um"], fill=False, color="0.6", lw=0.6))
+        left.scatter(system.electrodes[:, 0], system.electrodes[:, 1], marker="s", s=12, c="k",
+                     label=f"electrodes ({system.num_channels})")
+    size = (system.livn.get("culture") or {}).get("size_um")
+    title = f"{system.name}: {system.num_neurons} neurons" + (f" on a {mea['grid'][0]}×{mea['grid'][1]} MEA" if mea else "")
+    left.set(xlabel="x (µm)", ylabel="y (µm)", aspect="equal", title=title)
+    if size:
+        left.set(xlim=(0, size[0]), ylim=(0, size[1]))
     left.legend(loc="upper right", fontsize=8, framealpha=0.9)
 
-    for proj in system.spec.projections:
-        centres, probability, _ = system.connection_probability(proj.name)
-        right.plot(centres, probability, "o", ms=4, label=f"{proj.name} measured")
-    kernel = system.spec.projections[0].kernel
-    d = np.linspace(0, kernel.max_distance * 1.05, 200)
-    right.plot(d, kernel.probability(d), "k-", lw=1.5,
-               label=f"kernel: p_max {kernel.p_max:g}, σ {kernel.sigma:g} µm, cutoff {kernel.cutoff:g}")
+    projections = system.livn.get("projections") or {}
+    for name in projections:
+        centres, probability, _ = system.connection_probability(name)
+        right.plot(centres, probability, "o", ms=4, label=f"{name} measured")
+    if projections:
+        rule = next(iter(projections.values()))["kernel"]
+        kernel = GaussianKernel(rule["sigma_um"], rule["p_max"], rule["cutoff"])
+        d = np.linspace(0, kernel.max_distance * 1.05, 200)
+        right.plot(d, kernel.probability(d), "k-", lw=1.5,
+                   label=f"kernel: p_max {kernel.p_max:g}, σ {kernel.sigma:g} µm, cutoff {kernel.cutoff:g}")
     right.set(xlabel="soma distance (µm)", ylabel="connection probability", ylim=(0, 1),
               title="Connectivity against distance")
     right.legend(fontsize=8)
@@ -62,20 +85,22 @@ def plot_activity(system: System, it: np.ndarray, t: np.ndarray, path: Path, tit
     """
     from .io import channel_spikes
 
+    plt = _pyplot()
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=False, gridspec_kw={"height_ratios": [3, 1, 2]})
     raster, rate, channels = axes
     colours = {"excitatory": "tab:red", "inhibitory": "tab:blue"}
     if duration is None:
         duration = max(float(t.max()) if len(t) else 0.0, 1.0)
-    for p in system.spec.populations:
-        mask = np.isin(it, system.gids(p.name))
-        raster.plot(t[mask], it[mask], "|", ms=2, color=colours.get(p.role, "k"), label=f"{p.name} ({mask.sum()} spikes)")
+    for name in system.populations:
+        mask = np.isin(it, system.gids(name))
+        raster.plot(t[mask], it[mask], "|", ms=2, color=colours.get(_role(system, name), None),
+                    label=f"{name} ({mask.sum()} spikes)")
     raster.set(ylabel="gid", xlim=(0, duration), title=title or f"{system.name}: {len(it)} spikes")
     raster.legend(loc="upper right", fontsize=8)
     bins = np.arange(0, duration + 5, 5.0)
     rate.plot(bins[:-1], np.histogram(t, bins)[0] / (system.num_neurons * 0.005), color="k", lw=0.8)
     rate.set(ylabel="rate (Hz)", xlabel="time (ms)", xlim=(0, duration))
-    per_channel = channel_spikes(it, t, system.channel_members)
+    per_channel = channel_spikes(it, t, system.channel_members) if system.num_channels else []
     for channel, times in enumerate(per_channel):
         channels.plot(times, np.full(len(times), channel), "|", ms=3, color="0.2")
     channels.set(ylabel="MEA channel", xlabel="time (ms)", xlim=(0, duration), ylim=(-0.5, len(per_channel) - 0.5))

@@ -153,9 +153,9 @@ class System:
         """Every edge (all edge populations): ``source``, ``target`` (gids), ``projection``,
         ``receptor`` (synapse type), ``syn_weight`` (µS), ``delay`` (ms), ``distance`` (µm, NaN if unknown)."""
         out = {k: [] for k in ("source", "target", "edge_type_id", "projection", "receptor", "syn_weight", "delay",
-                               "distance")}
+                               "distance", "afferent_section_id")}
         for name, pop in self.circuit.edges.items():
-            sel = pop.select(None, [a for a in ("syn_weight", "delay", "distance", "projection", "receptor")
+            sel = pop.select(None, [a for a in ("syn_weight", "delay", "distance", "afferent_section_id")
                                     if a in pop.attribute_names])
             n = len(sel.ids)
             source_pop, target_pop = self.network.populations[pop.source], self.network.populations[pop.target]
@@ -166,8 +166,10 @@ class System:
             groups = np.array([info[t]["group"] if t in info else "?" for t in sel.edge_type_id.tolist()], dtype=object)
             out["projection"].append(np.array([g.rsplit(".", 1)[0] for g in groups], dtype=object))
             out["receptor"].append(np.array([g.rsplit(".", 1)[-1] for g in groups], dtype=object))
-            for key, fill in (("syn_weight", np.nan), ("delay", np.nan), ("distance", np.nan)):
-                out[key].append(sel.attributes[key].astype(float) if key in sel.attributes else np.full(n, fill))
+            for key, fill in (("syn_weight", np.nan), ("delay", np.nan), ("distance", np.nan),
+                              ("afferent_section_id", -1)):
+                dtype = np.int64 if key == "afferent_section_id" else float
+                out[key].append(sel.attributes[key].astype(dtype) if key in sel.attributes else np.full(n, fill, dtype))
         return {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in out.items()}
 
     def _projection(self, projection: str) -> dict:

@@ -58,3 +58,10 @@ def run_livn(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
     """Run the ``livn`` command as a user would."""
     return subprocess.run([LIVN, *map(str, args)], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, **(env or {})}, timeout=300)
+
+
+def spec_of(system):
+    """The spec a livn circuit was built from (it travels inside the circuit as provenance)."""
+    from livn.spec import load_spec
+
+    return load_spec(system.livn["spec"])

@@ -13,7 +13,7 @@ from livn.resources import spec_path
 from livn.spec import load_spec
 from livn.system import System
 
-from conftest import run_livn
+from conftest import run_livn, spec_of
 
 
 def test_population_counts_fractions_and_positions(circuits):
@@ -33,7 +33,7 @@ def test_population_counts_fractions_and_positions(circuits):
 def fit_gaussian(system):
     """Weighted least squares of log p = log p_max - d^2 / (2 sigma^2), all projections pooled."""
     d2, logp, weight = [], [], []
-    for projection in system.spec.projections:
+    for projection in spec_of(system).projections:
         centres, p, candidates = system.connection_probability(projection.name, bins=15)
         ok = (candidates > 50) & (p > 0)
         d2 += list(centres[ok] ** 2)
@@ -49,7 +49,7 @@ def test_connection_probability_follows_the_gaussian_kernel(circuits):
     assert sigma == pytest.approx(200, rel=0.08)
     assert p_max == pytest.approx(0.74, rel=0.08)
     # and no pair beyond the cutoff distance
-    kernel = system.spec.projections[0].kernel
+    kernel = spec_of(system).projections[0].kernel
     assert system.edges["distance"].max() <= kernel.max_distance + 1e-3
 
 
@@ -81,7 +81,7 @@ def test_edges_have_no_self_connections_or_duplicates(circuits):
 def test_excitatory_pairs_carry_ampa_and_nmda_inhibitory_gaba(circuits):
     system = System(circuits["EI2"])
     e = system.edges
-    for projection in system.spec.projections:
+    for projection in spec_of(system).projections:
         mask = e["projection"] == projection.name
         assert set(e["receptor"][mask]) == set(projection.receptors)
         pairs = [set(zip(e["source"][mask & (e["receptor"] == r)], e["target"][mask & (e["receptor"] == r)]))
@@ -101,7 +101,7 @@ def test_delays_are_distance_over_velocity_and_weights_from_defaults(circuits):
     np.testing.assert_allclose(e["delay"], np.maximum(distance / 250.0, 0.05), rtol=1e-5)
     assert (e["delay"] >= 0.05).all() and (e["delay"] > 0.05).mean() > 0.9
     defaults = system.default_params()
-    unit = {r.name: r.unit_conductance for r in system.spec.receptors}
+    unit = {r.name: r.unit_conductance for r in spec_of(system).receptors}
     for name in system.weight_names:
         projection, receptor = name.split(".")
         mask = (e["projection"] == projection) & (e["receptor"] == receptor)

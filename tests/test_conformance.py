@@ -14,7 +14,7 @@ import pytest
 
 from livn.resources import resource_dir
 from livn.targets.brian2.cell import current_clamp
-from livn.targets.dynamics import read_cell
+from livn.neuroml import read_cell
 
 from test_models import PYNML, STEP_AMPS, STEP_OFF, STEP_ON, VENV_BIN, _scratch
 

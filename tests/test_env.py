@@ -10,7 +10,7 @@ from livn.env import Env
 from livn.io import biphasic_pulse, pulse_train
 from livn.measures import mean_rate
 from livn.system import System, predefined
-from livn.targets.circuit import write_spike_report
+from livn.sonata import write_spike_report
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_spike_report_round_trips_through_libsonata(env, tmp_path):
     env.record_spikes()
     it, t, *_ = env.run(300)
     path = tmp_path / "spikes.h5"
-    write_spike_report(path, "EI2", it[::-1], t[::-1])
+    write_spike_report(path, {"EI2": (it[::-1], t[::-1])})
     reader = libsonata.SpikeReader(str(path))
     population = reader["EI2"]
     assert population.sorting == "by_time"

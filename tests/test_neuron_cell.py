@@ -21,7 +21,7 @@ import pytest
 
 from livn.resources import resource_dir, spec_path
 from livn.spec import load_spec
-from livn.targets.dynamics import Channel, Gate, Rate, Synapse, read_cell, read_synapse
+from livn.neuroml import Channel, Gate, Rate, Synapse, read_cell, read_synapse
 from livn.targets.gid_normal import gid_normal
 from livn.targets.neuron import nmodl
 from livn.targets.neuron.cell import MATCHES_BRIAN2, NeuronCell, current_clamp, run, set_integration
@@ -52,7 +52,9 @@ def nrn_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ei2_mechanisms():
-    return nmodl.system_mechanisms(load_spec(spec_path("EI2")))
+    from livn.system import System, predefined
+
+    return nmodl.network_mechanisms(System(predefined("EI2")).network)
 
 
 #: constructs the shipped models do not use: a tauInf gate with q10, an HHExpVariable
@@ -182,22 +184,24 @@ def test_cell_has_the_neuroml_structure(mechs):
     for cell_id in ("EXC", "INH"):
         ir = _cell(cell_id)
         cell = NeuronCell(ir, mechs, gid=7)
-        assert str(cell.soma) == f"{cell_id}[7].soma" and str(cell.dend) == f"{cell_id}[7].dend"
-        for comp, sec in zip(ir.compartments, (cell.soma, cell.dend)):
-            assert (sec.nseg, sec.L, sec.diam, sec.Ra, sec.cm) == (1, pytest.approx(comp.length),
-                                                                    pytest.approx(comp.diameter), ir.ra, ir.cm)
+        soma, dend = cell.sections
+        assert str(soma) == f"{cell_id}[7].soma" and str(dend) == f"{cell_id}[7].dend"
+        for model, sec in zip(ir.sections, (soma, dend)):
+            assert (sec.nseg, sec.L, sec.diam, sec.Ra, sec.cm) == (1, pytest.approx(model.length),
+                                                                    pytest.approx(model.diameter), model.ra, model.cm)
+            assert sec(0.5).area() == pytest.approx(model.area, rel=1e-6)  # NEURON keeps 3-D points in float32
             assert sec.has_membrane("extracellular")
             mechs_here = set(sec.psection()["density_mechs"]) - {"extracellular"}
-            assert mechs_here == {mechs.channel(d.channel.id) for d in comp.densities}
-            for d in comp.densities:
+            assert mechs_here == {mechs.channel(d.channel.id) for d in model.densities}
+            for d in model.densities:
                 m = getattr(sec(0.5), mechs.channel(d.channel.id))
                 assert m.gmax == pytest.approx(d.gmax * 1e-3) and m.e == d.erev
-        assert cell.dend.parentseg().sec == cell.soma and cell.dend.parentseg().x == 1
+        assert dend.parentseg().sec == soma and dend.parentseg().x == 1
         # centre-to-centre axial resistance (MΩ) = the IR's coupling (µS)
-        assert cell.dend(0.5).ri() + cell.soma(1).ri() == pytest.approx(1 / ir.coupling_conductance(), rel=1e-9)
+        assert dend(0.5).ri() + soma(1).ri() == pytest.approx(1 / ir.coupling_conductance(), rel=1e-6)
         nc = cell.spike_detector()
         assert nc.threshold == ir.threshold
-        del nc, cell, sec, m
+        del nc, cell, sec, m, soma, dend
     assert sum(1 for _ in h.allsec()) == sections_before, "cells must be freed with their Python object"
 
 
@@ -230,15 +234,15 @@ def _field_pulse(mechs, extracellular, **settings):
     cell = NeuronCell(ir, mechs, extracellular=extracellular)
     vs, vd = h.Vector(), h.Vector()
     vs.record(cell.soma(0.5)._ref_v, 0.025)
-    vd.record(cell.dend(0.5)._ref_v, 0.025)
+    vd.record(cell.sections[1](0.5)._ref_v, 0.025)
     set_integration(**settings)
     try:
         h.finitialize(ir.v_init)
-        cell.set_field(0.0, 0.0)
+        cell.set_field([0.0, 0.0])
         for until, ve in ((10.0, 20.0), (10.2, 0.0), (14.0, None)):
             run(until)
             if ve is not None:
-                cell.set_field(0.0, ve)
+                cell.set_field([0.0, ve])
                 if settings.get("method") == "cvode":
                     h.CVode().re_init()
     finally:
@@ -347,7 +351,7 @@ def _neuron_psp(mechs, receptor, group, weights, t_event=20.0, tstop=120.0):
 
     ir = _cell("EXC")
     cell = NeuronCell(ir, mechs)
-    pp = cell.add_synapse(receptor, mechs.synapse(receptor), group)
+    pp = cell.add_synapse(receptor, mechs.synapse(receptor), ir.sections_in(group)[0], 0.5)
     netcons = []
     for w in weights:
         nc = h.NetCon(None, pp)
@@ -441,16 +445,17 @@ def test_tau_inf_and_instantaneous_gates(mechs):
 
 
 def _brian2_psp(receptor, group, weight, t_event=20.0, tstop=120.0):
-    """The same experiment with the Brian2 equations of ``population_model`` (one receptor)."""
+    """The same experiment with the Brian2 equations of ``cell_equations`` (one receptor)."""
     import brian2 as b2
 
-    from livn.targets.brian2.translate import population_model
+    from livn.targets.brian2.translate import cell_equations
 
     ir, syn = _cell("EXC"), _synapse(receptor)
-    model = population_model(ir, {receptor: (syn, group)}, {})
+    compartment = ir.compartment_at(ir.sections_in(group)[0], 0.5)
+    model = cell_equations(ir, {(receptor, compartment): syn}, {})
     b2.prefs.codegen.target = "numpy"
     net = b2.Network()
-    cells = b2.NeuronGroup(1, model["equations"], threshold=model["threshold"], refractory=model["refractory"],
+    cells = b2.NeuronGroup(1, model["equations"].replace("gid : integer (constant)", ""), threshold=model["threshold"], refractory=model["refractory"],
                            method="rk4", namespace={}, dt=0.025 * b2.ms)
     for name, value in model["initial"].items():
         setattr(cells, name, value * b2.mV if name.startswith("v_") else value)
@@ -459,7 +464,7 @@ def _brian2_psp(receptor, group, weight, t_event=20.0, tstop=120.0):
     net.add(cells, trace)
     net.run(t_event * b2.ms, namespace={})
     for state in ("A", "B"):
-        name = f"{state}_{receptor}"
+        name = f"{state}_{receptor}_{ir.compartments[compartment].name}"
         setattr(cells, name, getattr(cells, name) + weight * syn.peak_factor * b2.usiemens)
     net.run((tstop - t_event) * b2.ms, namespace={})
     return np.asarray(trace.t / b2.ms), np.asarray(getattr(trace, soma)[0] / b2.mV)

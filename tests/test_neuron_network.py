@@ -12,7 +12,7 @@ import pytest
 
 from livn import make
 from livn.system import predefined
-from livn.targets.circuit import read_spike_report
+from livn.sonata import read_spike_report
 
 from conftest import run_livn
 
@@ -72,13 +72,16 @@ from livn.system import System, predefined
 from livn.targets.neuron.network import Network
 system = System(predefined("EI2"))
 out = {{}}
+net = None
 for core in (False, True):
-    net = Network(system.spec, system.directory, extracellular=False, coreneuron=core)
+    if net is not None:
+        net.close()  # NEURON runs one network per process
+    net = Network(system.network, extracellular=False, coreneuron=core)
     net.set_params({DRIVE!r})
     parts = [net.run(60.0), net.run(60.0)] if core else [net.run(120.0)]
     out[str(core)] = [np.concatenate([p[0] for p in parts]).tolist(), np.concatenate([p[1] for p in parts]).tolist()]
 try:
-    net.run(10.0, stimulus=np.zeros((400, len(net.circuit.electrodes))))
+    net.run(10.0, stimulus=np.zeros((400, len(net.model.electrodes))))
     out["refused"] = None
 except ValueError as err:
     out["refused"] = str(err)
@@ -106,7 +109,7 @@ def test_env_with_coreneuron_matches_neuron():
     np.testing.assert_array_equal(runs["core"][1], runs["neuron"][1])
     with pytest.raises(ValueError, match="without stimulus"):
         env.run(10, stimulus=np.zeros((400, env.system.num_channels)))
-    with pytest.raises(ValueError, match="NEURON backend"):
+    with pytest.raises(TypeError, match="unknown option.*coreneuron"):
         make("EI2", backend="brian2", coreneuron=True)
 
 
@@ -123,9 +126,10 @@ def test_neuron_env_has_the_brian2_api():
     env.record_spikes()
     env.record_voltage([0, 85])
     env.set_params(DRIVE)
-    it, t, iv, v, *_ = env.run(200)
+    result = env.run(200)
+    it, t, iv, v, *_ = result
     assert list(iv) == [0, 85] and v.shape == (2, 8000)
-    assert set(env.simulation.sections) == {"soma", "dend"}
+    assert result.voltages[85].shape == (2, 8000)  # soma and dendrite
     assert v[:, 0] == pytest.approx([-69.8, -64.3], abs=0.01)
     assert len(it) > 0 and np.all(np.diff(t) >= 0)
     second = env.run(100)
@@ -209,7 +213,7 @@ def test_extracellular_mechanism_and_equivalent_currents_agree():
     from livn.targets.neuron.network import Network
     mechanism = stimulated_counts("neuron", 80.0, field="extracellular")
     system = make("EI1", backend="neuron").system
-    network = Network(system.spec, system.directory, field="currents", secondorder=0)
+    network = Network(system.network, field="currents", secondorder=0)
     network.set_params(QUIET)
     from livn.io import pulse_train
     it, _, _ = network.run(500, stimulus=pulse_train(500, [0], 1, 80.0, 20.0))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import spec_of
 from livn.build import build_circuit
 from livn.build.placement import place
 from livn.resources import spec_path
@@ -186,7 +187,7 @@ def test_libsonata_node_attributes_are_per_node_and_match_system(circuit, stored
     assert xyz.shape == (n, 3)
     np.testing.assert_array_equal(xyz, system.coordinates)
     # System reads the same file, so also check against the placement itself (axis order, gid order)
-    np.testing.assert_allclose(xyz, place(system.spec)[0], rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(xyz, place(spec_of(system))[0], rtol=1e-6, atol=1e-3)
 
     expected_pop = np.empty(n, dtype=object)
     for population in system.populations:
@@ -264,7 +265,7 @@ def test_edge_types_agree_with_spec_and_attributes(circuit, stored):
     everything = pop.select_all()
     weight, section = pop.get_attribute("syn_weight", everything), pop.get_attribute("afferent_section_id", everything)
     source, target = pop.source_nodes(everything), pop.target_nodes(everything)
-    system, spec = circuit.system, circuit.system.spec
+    system, spec = circuit.system, spec_of(circuit.system)
     types = _types(circuit.edge_types_csv, "edge_type_id")
     used = np.unique(stored["edge_type_id"])
     assert set(used.tolist()) <= set(types), "edge_type_id without a row in the edge types CSV"
@@ -472,7 +473,7 @@ def test_electrode_csvs_match_system_and_form_a_centred_grid(circuit):
     centre = CULTURE_SIDE[circuit.name] / 2
     assert xs.mean() == pytest.approx(centre) and ys.mean() == pytest.approx(centre)
     assert len(np.unique(elpos[2])) == 1 and elpos[2, 0] < 0
-    assert elpos[2, 0] == pytest.approx(-circuit.system.spec.mea.offset)
+    assert elpos[2, 0] == pytest.approx(-spec_of(circuit.system).mea.offset)
     # channel = row-major over (row, column): x varies fastest
     grid = elpos[:2].T.reshape(side, side, 2)
     assert (np.diff(grid[:, :, 0], axis=1) == PITCH).all() and (np.diff(grid[:, :, 1], axis=0) == PITCH).all()

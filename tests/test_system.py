@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import livn.system as system_module
+from conftest import spec_of
 from livn.resources import spec_path
 from livn.spec import load_spec
 from livn.system import System, predefined
@@ -76,7 +77,7 @@ def test_editing_a_spec_or_a_file_it_references_rebuilds(tmp_path, monkeypatch, 
     original = predefined("EI2")
     spec_copy("EI2", lambda s: s.replace("seed: 2", "seed: 5"))
     reseeded = predefined("EI2")
-    assert reseeded != original and System(reseeded).spec.seed == 5
+    assert reseeded != original and spec_of(System(reseeded)).seed == 5
     synapse = folder / "synapses" / "GABA_A.synapse.nml"
     synapse.write_text(synapse.read_text().replace("<notes>", "<notes>edited. ", 1) if "<notes>" in synapse.read_text()
                        else synapse.read_text() + "\n<!-- edited -->\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..network.cell import read_cell
+from ..neuroml.cell import read_cell
 from ..spec import SystemSpec
 from ..spec.neuroml import SEGMENT_GROUPS
 from . import sonata

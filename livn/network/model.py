@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ..sonata import Circuit, CircuitError
-from .cell import Cell, read_cell
-from .neuroml import NeuroMLError, NoiseType, Synapse, read_noise_type, read_synapse
+from ..neuroml.cell import Cell, read_cell
+from ..neuroml.reader import NeuroMLError, NoiseType, Synapse, read_noise_type, read_synapse
 
 #: BMTK's section names → NeuroML segment groups (when a cell has no group of that name)
 SECTION_ALIASES = {"somatic": "soma_group", "soma": "soma_group", "basal": "dendrite_group",
@@ -52,6 +52,17 @@ class NetworkError(ValueError):
     def __init__(self, problems):
         self.problems = list(problems)
         super().__init__("\n".join(f"{f}{':' + str(line) if line else ''}: {m}" for f, line, m in self.problems))
+
+
+@dataclass
+class Components:
+    """The models a target must translate, without a circuit (what ``livn validate --target`` checks):
+    cells, synapses by name, and the file problems are reported against."""
+
+    cells: list
+    synapses: dict
+    source: str
+    noise: tuple = ()
 
 
 @dataclass
@@ -327,6 +338,11 @@ class NetworkModel:
         return []
 
     # -- what targets ask -----------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The file problems of this model are reported against."""
+        return str(self.circuit.config_path)
+
     @cached_property
     def synapse_names(self) -> list[str]:
         return sorted(self.synapses)
@@ -522,7 +538,7 @@ class NetworkModel:
 
 
 def _cells_in(path: Path) -> list[str]:
-    from .neuroml import document
+    from ..neuroml.reader import document
 
     return document(path).cells()
 

@@ -35,6 +35,29 @@ def load_spec(path) -> SystemSpec:
     return spec
 
 
+def neuroml_problems(spec: SystemSpec) -> list[Problem]:
+    """Every problem of the spec's NeuroML models, read as strictly as a target reads them
+    (quantities with their dimensions, supported elements, ids), with file and line."""
+    from ..neuroml import NeuroMLError, read_cell, read_noise_type, read_synapse
+
+    problems = []
+
+    def attempt(read, *args):
+        try:
+            read(*args)
+        except NeuroMLError as err:
+            problems.extend(Problem(relative_name(Path(f)), line, "", message) for f, line, message in err.problems)
+
+    for population in spec.populations:
+        attempt(read_cell, population.cell, population.cell_id)
+    for receptor in spec.receptors:
+        attempt(read_synapse, receptor.model, receptor.component_id)
+    if spec.noise is not None:
+        attempt(read_noise_type, spec.noise.model)
+    unique = list(dict.fromkeys(problems))
+    return unique
+
+
 def check_spec(path) -> tuple[SystemSpec | None, list[Problem]]:
     """Validate ``path``; return the spec (None if it has errors) and all problems found."""
     path = Path(path).resolve()
@@ -48,6 +71,8 @@ def check_spec(path) -> tuple[SystemSpec | None, list[Problem]]:
     checker = _Meaning(doc, broken)
     spec = checker.build()
     problems += checker.problems
+    if spec is not None:
+        problems += neuroml_problems(spec)
     # a value the schema already rejected is not reported twice
     seen, unique = set(), []
     for p in problems:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import brian2 as b2
 import numpy as np
 
-from ..dynamics import Cell
-from .translate import population_model
+from ...neuroml.cell import Cell
+from .translate import cell_equations
 
 
 def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, tstop: float,
@@ -24,10 +24,10 @@ def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, t
     spikes : ndarray
         Upward crossings of the cell's spike threshold, ms.
     """
-    model = population_model(cell, {}, {})
+    model = cell_equations(cell, {}, {})
     b2.prefs.codegen.target = codegen
     network = b2.Network()
-    group = b2.NeuronGroup(1, model["equations"], threshold=model["threshold"], refractory=model["refractory"],
+    group = b2.NeuronGroup(1, model["equations"].replace("gid : integer (constant)", ""), threshold=model["threshold"], refractory=model["refractory"],
                            method=method, namespace={}, dt=dt * b2.ms)
     for name, value in model["initial"].items():
         setattr(group, name, value * b2.mV if name.startswith("v_") else value)

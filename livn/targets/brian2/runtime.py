@@ -75,6 +75,7 @@ class Simulation:
         self.dt = dt
         b2.prefs.codegen.target = codegen
         b2.prefs.logging.file_log = False
+        self.clock = b2.Clock(dt * b2.ms, name="livn_clock*")  # one clock: every object steps together
         self.num_cells = int(description["num_cells"])
         self.names = description["group_names"]
         self.groups, self.gids = {}, {}
@@ -101,7 +102,7 @@ class Simulation:
             if entry["kind"] == "virtual":
                 group = b2.SpikeGeneratorGroup(len(gids), self.arrays[f"input_index/{name}"],
                                                self.arrays[f"input_time/{name}"] * b2.ms, name=f"inputs_{name}",
-                                               dt=self.dt * b2.ms)
+                                               clock=self.clock)
                 self.groups[name] = group
                 self.network.add(group)
                 continue
@@ -110,7 +111,7 @@ class Simulation:
                 equations += f"\ng0_noise_{kind} : siemens (shared)\nsigma_noise_{kind} : siemens (shared)"
             group = b2.NeuronGroup(len(gids), equations, threshold=entry["threshold"], refractory=entry["refractory"],
                                    method="rk4", name=f"population_{name}", namespace={"gid_normal": gid_normal},
-                                   dt=self.dt * b2.ms)
+                                   clock=self.clock)
             group.gid = gids
             for var, value in entry["initial"].items():
                 unit = b2.mV if var.startswith("v_") else (b2.siemens if var[:2] in ("A_", "B_") else 1)
@@ -152,7 +153,7 @@ class Simulation:
             if self.model["synapses"][name]["tau_rise"] > 0:
                 on_pre += f"\nA_{variable}_post += w*{factor!r}"
             obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], "w : siemens",
-                              on_pre=on_pre, name=f"edges_{k}", namespace={}, dt=self.dt * b2.ms)
+                              on_pre=on_pre, name=f"edges_{k}", namespace={}, clock=self.clock)
             obj.connect(i=a["conn/source_index"][members], j=a["conn/target_index"][members])
             obj.delay = a["conn/delay"][members] * b2.ms
             self._synapses.append((obj, a["conn/weight_group"][members], a["conn/relative"][members]))
@@ -233,7 +234,7 @@ class Simulation:
                 for k, comp in enumerate(self.model["groups"][name]["compartments"]):
                     setattr(self.groups[name], f"Ve_{comp}", ve[:, k] * b2.mV)
 
-        return b2.NetworkOperation(apply, dt=self.dt * b2.ms, when="start", name=f"stimulation_{self._runs}")
+        return b2.NetworkOperation(apply, clock=self.clock, when="start", name=f"stimulation_{self._runs}")
 
     def run(self, duration: float, stimulus=None, inject=None):
         """Advance by ``duration`` ms (checked by the caller); return what was recorded during this call.

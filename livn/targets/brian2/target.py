@@ -39,18 +39,20 @@ simulation.record_spikes()
 gids, times, _ = simulation.run(args.duration)
 args.output.parent.mkdir(parents=True, exist_ok=True)
 tmp = args.output.with_name(args.output.name + ".tmp")
-with h5py.File(tmp, "w") as h5:  # SONATA spike report, per node population
-    for name, entry in description["groups"].items():
-        if entry["kind"] != "cells":
-            continue
+spikes = {{}}
+for name, entry in description["groups"].items():
+    if entry["kind"] == "cells":
         own = np.isin(gids, arrays["gids/" + name])
-        group = h5.require_group("spikes/" + entry["population"])
-        node = gids[own] - description["offsets"][entry["population"]]
-        for key, values in (("node_ids", node.astype(np.uint64)), ("timestamps", times[own])):
-            if key in group:
-                values = np.concatenate([group[key][:], values])
-                del group[key]
-            group.create_dataset(key, data=values)
+        ids, at = spikes.get(entry["population"], (np.zeros(0, np.int64), np.zeros(0)))
+        spikes[entry["population"]] = (np.concatenate([ids, gids[own] - description["offsets"][entry["population"]]]),
+                                       np.concatenate([at, times[own]]))
+with h5py.File(tmp, "w") as h5:  # SONATA spike report, sorted by time, per node population
+    for population, (ids, at) in spikes.items():
+        order = np.lexsort((ids, at))
+        group = h5.create_group("spikes/" + population)
+        group.attrs.create("sorting", 2, dtype=h5py.enum_dtype({{"none": 0, "by_id": 1, "by_time": 2}}, basetype="u1"))
+        group.create_dataset("node_ids", data=ids[order].astype(np.uint64))
+        group.create_dataset("timestamps", data=at[order])
         group["timestamps"].attrs["units"] = "ms"
 tmp.replace(args.output)
 print(f"{{len(gids)}} spikes from {{len(set(gids.tolist()))}} of {{simulation.num_cells}} cells in {{args.duration:g}} ms "

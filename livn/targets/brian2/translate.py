@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...network.cell import Cell
+from ...neuroml.cell import Cell
 from ...network.model import NetworkModel
 
 #: RK4 is stable for a relaxation rate r while r·dt < 2.78. A gate's rate stays below 33/ms

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from ...network.cell import Cell
+from ...neuroml.cell import Cell
 from .nmodl import MechanismSet, load_mechanisms, mechanisms
 
 

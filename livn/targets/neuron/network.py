@@ -7,8 +7,9 @@ counter-based numbers keyed by (seed, gid, kind, step) that the Brian2 target dr
 (:mod:`livn.targets.gid_normal`). What a cell computes therefore does not depend on the
 number of ranks: spikes are identical on 1, 2 or 3 ranks.
 
-NEURON has one set of gids and one simulation per process: a second network cannot be built
-while a first is alive (an error says so); :meth:`Network.close` frees one.
+NEURON has one set of gids and one simulation per process: building a second network closes
+the first (with a warning), and any later use of the first raises an error that says so;
+:meth:`Network.close` frees one explicitly.
 
 Units: ms, mV, nA, µS, µm; electrode currents µA.
 """
@@ -26,8 +27,14 @@ from .nmodl import load_mechanisms, network_mechanisms
 _ACTIVE: list = []  # weak reference to the network alive in this process
 
 
-class NetworkExistsError(RuntimeError):
-    """A NEURON network already exists in this process."""
+def _release(pc) -> None:
+    """Detach a dying network from NEURON (gids, spike recording) before its objects are freed:
+    ParallelContext keeps raw pointers to the spike vectors."""
+    pc.gid_clear()
+
+
+class NetworkClosedError(RuntimeError):
+    """This NEURON network was closed (or replaced by a newer one in the process)."""
 
 
 class Network:
@@ -60,10 +67,15 @@ class Network:
     def __init__(self, model: NetworkModel, dt: float = 0.025, secondorder: int | None = None,
                  extracellular: bool = True, field: str = "extracellular", coreneuron: bool = False):
         h = _h()
-        if _ACTIVE and _ACTIVE[0]() is not None:
-            raise NetworkExistsError(
-                f"a NEURON network ({_ACTIVE[0]().model.name}) already exists in this process, and NEURON runs one "
-                f"simulation per process: close it first (env.close()), or use another process")
+        previous = _ACTIVE[0]() if _ACTIVE else None
+        if previous is not None:
+            import warnings
+
+            warnings.warn(f"a new NEURON network replaces the one of {previous.model.name} in this process (NEURON "
+                          f"runs one network per process); the earlier Env is closed", RuntimeWarning, stacklevel=4)
+            previous.close(reason="it was replaced by a newer NEURON network in this process (NEURON runs one "
+                                  "network per process)")
+        self._closed = None
         self.h, self.model, self.dt = h, model, dt
         if field not in ("extracellular", "currents"):
             raise ValueError(f"field must be 'extracellular' or 'currents', not {field!r}")
@@ -95,8 +107,11 @@ class Network:
         self.params = model.default_params()
         self._recorders: dict = {}
         self._read = 0
+        self._started = False
         self.set_params(self.params)
+        self._initialise()
         _ACTIVE[:] = [weakref.ref(self)]
+        self._finalizer = weakref.finalize(self, _release, self.pc)
 
     # -- construction --------------------------------------------------------------------
     def _mine(self, gids) -> list[int]:
@@ -146,6 +161,7 @@ class Network:
     # -- parameters ----------------------------------------------------------------------
     def set_params(self, params: dict):
         """Weights and noise by the names of ``model.default_params()`` (see :mod:`livn.network.model`)."""
+        self._check_open()
         params = self.model.check_params(params)
         self.params.update(params)
         for name, value in params.items():
@@ -158,15 +174,16 @@ class Network:
             weights = self.model.conductance_scale(self.params)[self._connections.group] * self._connections.relative
             for nc, w in zip(self._netcons, weights.tolist()):
                 nc.weight[0] = w
-        if self.h.t == 0:
+        if not self._started:
             self._initialise()  # before the first step: the noise starts at its (new) mean
 
     # -- recording -----------------------------------------------------------------------
     def record(self, gids, variable: str, dt: float | None = None):
         """Record ``variable`` ("v": membrane potential, mV; "i_membrane": transmembrane
         current, nA) of every compartment of ``gids`` every ``dt`` ms; before the first run only."""
+        self._check_open()
         h = self.h
-        if self.h.t != 0:
+        if self._started:
             raise RuntimeError("recordings must be set up before the first run (or after clear())")
         if variable == "i_membrane":
             h.CVode().use_fast_imem(1)
@@ -198,10 +215,12 @@ class Network:
         Returns (gids, times, recordings) gathered on every rank: spikes of this call sorted by
         time, and {variable: {gid: (compartments, samples) array}}.
         """
+        self._check_open()
         h, pc = self.h, self.pc
         if self.coreneuron and (stimulus is not None or inject):
             raise ValueError("a CoreNEURON network runs without stimulus or current injection; "
                              "build it with coreneuron=False to stimulate")
+        self._started = True
         start = h.t
         stop = start + duration
         clamps = []
@@ -267,6 +286,7 @@ class Network:
 
     def clear(self):
         """Back to t = 0 and the initial state (recordings emptied)."""
+        self._check_open()
         self._spike_times.resize(0)
         self._spike_gids.resize(0)
         for vectors, _ in self._recorders.values():
@@ -277,13 +297,29 @@ class Network:
         if self._transfer:
             self._apply_field(np.zeros(len(self.model.electrodes)))
         self._initialise()
+        self._started = False
 
-    def close(self):
+    def _check_open(self):
+        if self._closed:
+            raise NetworkClosedError(f"this NEURON network of {self.model.name} is closed: {self._closed}")
+
+    def close(self, reason: str = "close() was called"):
         """Free this network's cells and gids, so another network can be built in the process."""
         if _ACTIVE and _ACTIVE[0]() is self:
             _ACTIVE.clear()
+        self._closed = reason
+        self._finalizer()
+        for vectors, _ in self._recorders.values():
+            for per in vectors.values():
+                for vec in per:
+                    vec.play_remove()  # a recording left registered would write into freed memory
+        # drop every NEURON object of this network now: sections left behind would be simulated
+        # with the next network, and NetCons would point at gids that no longer exist
         self._netcons = []
         self.cells = {}
         self._stims = {}
         self._recorders = {}
-        self.pc.gid_clear()
+        self._transfer = {}
+        import gc
+
+        gc.collect()

@@ -66,7 +66,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...network.neuroml import Channel, Gate, Synapse, UnsupportedNeuroML
+from ...neuroml.reader import Channel, Gate, Synapse, UnsupportedNeuroML
 from ..gid_normal import C_SOURCE
 
 #: bumped whenever the generated code changes in a way the text hash would not show

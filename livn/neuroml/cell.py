@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .neuroml import Channel, NeuroMLError, _local, _where, document, quantity, read_channel
+from .reader import Channel, NeuroMLError, _local, _where, document, quantity, read_channel
 
 SECTION_NEUROLEX = "sao864921383"
 SWC_GROUPS = {1: ("soma_group", "somatic"), 2: ("axon_group", "axonal"), 3: ("dendrite_group", "basal"),
