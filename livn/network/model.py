@@ -298,8 +298,12 @@ class NetworkModel:
             problems += found
             if key is None:
                 continue
-            projection = str(row.get("projection") or f"{pop.source}->{pop.target}")
+            projection = str(row.get("projection") or
+                             f"{_query_label(row.get('source_query'), pop.source)}->"
+                             f"{_query_label(row.get('target_query'), pop.target)}")
             group = f"{projection}.{key}"
+            if any(i["group"] == group for i in info.values()) or group in self.weights:
+                group = f"{projection}.{key}[{type_id}]"  # two edge types, one name: keep them apart
             unit = float(row.get("weight_unit") or 1.0)
             default_g = row.get("syn_weight")
             info[type_id] = dict(synapse=key, group=group, unit=unit, default_g=default_g,
@@ -314,9 +318,6 @@ class NetworkModel:
                 info[t]["default_g"] = float(np.mean(weights[mask])) if mask.any() else 0.0
         for t, i in info.items():
             default = float(i["default_g"] or 0.0) / i["unit"]
-            old = self.weights.get(i["group"])
-            if old is not None and (not math.isclose(old.default, default) or old.unit != i["unit"]):
-                problems.append((where, None, f"weight {i['group']}: edge types disagree on its default or unit"))
             self.weights[i["group"]] = WeightGroup(i["group"], default, i["unit"])
         self._edge_info[name] = info
         return problems
@@ -535,6 +536,15 @@ class NetworkModel:
             for node in np.unique(ids):
                 out[int(node) + pop.offset] = np.sort(times[ids == node])
         return out
+
+
+def _query_label(query, population: str) -> str:
+    """A short name for BMTK's node query of an edge type: ``pop_name=='Exc'`` -> ``Exc``;
+    ``*`` or none -> the node population."""
+    if not isinstance(query, str) or query.strip() in ("", "*"):
+        return population
+    parts = [p.split("==", 1)[1].strip().strip("'\"") for p in query.split("&") if "==" in p]
+    return "&".join(parts) if parts else population
 
 
 def _cells_in(path: Path) -> list[str]:

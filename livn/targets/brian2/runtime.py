@@ -100,7 +100,7 @@ class Simulation:
             gids = self.arrays[f"gids/{name}"]
             self.gids[name] = gids
             if entry["kind"] == "virtual":
-                group = b2.SpikeGeneratorGroup(len(gids), self.arrays[f"input_index/{name}"],
+                group = b2.SpikeGeneratorGroup(len(gids) * entry.get("copies", 1), self.arrays[f"input_index/{name}"],
                                                self.arrays[f"input_time/{name}"] * b2.ms, name=f"inputs_{name}",
                                                clock=self.clock)
                 self.groups[name] = group
@@ -154,7 +154,13 @@ class Simulation:
                 on_pre += f"\nA_{variable}_post += w*{factor!r}"
             obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], "w : siemens",
                               on_pre=on_pre, name=f"edges_{k}", namespace={}, clock=self.clock)
-            obj.connect(i=a["conn/source_index"][members], j=a["conn/target_index"][members])
+            copies = self.model["groups"][self.names[source]].get("copies", 1)
+            if copies > 1:  # every copy of a virtual node (see the translator) makes the connection
+                members = np.repeat(members, copies)
+                sources = a["conn/source_index"][members] * copies + np.tile(np.arange(copies), len(members) // copies)
+            else:
+                sources = a["conn/source_index"][members]
+            obj.connect(i=sources, j=a["conn/target_index"][members])
             obj.delay = a["conn/delay"][members] * b2.ms
             self._synapses.append((obj, a["conn/weight_group"][members], a["conn/relative"][members]))
             self.network.add(obj)

@@ -214,14 +214,26 @@ def translate(model: NetworkModel, dt: float = 0.025) -> tuple[dict, dict]:
         info = groups[key]
         arrays[f"gids/{key}"] = np.asarray(info["gids"], dtype=np.int64)
         if info["kind"] == "virtual":
+            # a SpikeGeneratorGroup emits at most one spike per node and step: a node whose train
+            # has several spikes in one step gets that many copies, each taking one of them
             indices, times = [], []
             for k, gid in enumerate(info["gids"].tolist()):
                 spikes = inputs.get(gid, np.zeros(0))
                 indices.append(np.full(len(spikes), k))
                 times.append(spikes)
-            arrays[f"input_index/{key}"] = np.concatenate(indices).astype(np.int64) if indices else np.zeros(0, int)
-            arrays[f"input_time/{key}"] = np.concatenate(times).astype(float) if times else np.zeros(0)
-            description["groups"][key] = {"kind": "virtual", "population": info["population"]}
+            index = np.concatenate(indices).astype(np.int64) if indices else np.zeros(0, np.int64)
+            at = np.concatenate(times).astype(float) if times else np.zeros(0)
+            step = np.round(at / dt).astype(np.int64)
+            order = np.lexsort((at, step, index))
+            index, at, step = index[order], at[order], step[order]
+            copy = np.zeros(len(index), dtype=np.int64)
+            for k in range(1, len(index)):
+                if index[k] == index[k - 1] and step[k] == step[k - 1]:
+                    copy[k] = copy[k - 1] + 1
+            copies = int(copy.max()) + 1 if len(copy) else 1
+            arrays[f"input_index/{key}"] = index * copies + copy
+            arrays[f"input_time/{key}"] = step * dt  # on the grid: NEURON delivers at the next step too
+            description["groups"][key] = {"kind": "virtual", "population": info["population"], "copies": copies}
             continue
         cell = model.cells[info["cell"]]
         mask = group_of_gid[conn.target] == g

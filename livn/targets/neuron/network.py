@@ -81,6 +81,9 @@ class Network:
             raise ValueError(f"field must be 'extracellular' or 'currents', not {field!r}")
         self.field = field
         self.extracellular = extracellular and field == "extracellular"
+        if coreneuron and len(model.virtual_gids):
+            raise ValueError("CoreNEURON runs of circuits with virtual nodes (spike inputs) are not supported; "
+                             "use coreneuron=False")
         if coreneuron and self.extracellular:
             raise ValueError("CoreNEURON has no extracellular mechanism: build with extracellular=False")
         self.coreneuron = coreneuron
@@ -130,14 +133,20 @@ class Network:
             self.cells[gid] = cell
 
     def _build_virtual(self):
+        """A relay per virtual node; its spike train (on the step grid, as the Brian2 target
+        delivers it) is scheduled as events after each initialisation."""
         h, inputs = self.h, self.model.spike_inputs
         for gid in self._mine(self.model.virtual_gids):
-            stim = h.VecStim()
-            times = h.Vector(inputs.get(gid, np.zeros(0)))
-            stim.play(times)
+            relay = getattr(h, self.mechanisms.relay.name)()
             self.pc.set_gid2node(gid, self.rank)
-            self.pc.cell(gid, h.NetCon(stim, None))
-            self._stims[gid] = (stim, times)
+            self.pc.cell(gid, h.NetCon(relay, None))
+            times = np.round(inputs.get(gid, np.zeros(0)) / self.dt) * self.dt
+            self._stims[gid] = (relay, h.NetCon(None, relay), times)
+
+    def _schedule_inputs(self):
+        for _, source, times in self._stims.values():
+            for t in times.tolist():
+                source.event(t)
 
     def _connect(self):
         conn = self.model.afferent(sorted(self.cells))
@@ -156,6 +165,7 @@ class Network:
             for sec in cell.sections:
                 sec.v = cell.ir.v_init
         self.h.finitialize()  # no argument: every cell starts at its own initMembPotential
+        self._schedule_inputs()
         self._spikes_read = 0
 
     # -- parameters ----------------------------------------------------------------------
@@ -266,6 +276,9 @@ class Network:
         times = np.array(self._spike_times.to_python())[self._spikes_read:]
         gids = np.array(self._spike_gids.to_python(), dtype=np.int64)[self._spikes_read:]
         self._spikes_read = len(self._spike_times)
+        if self._stims:  # the relays of virtual nodes spike too: report cells only
+            cells = ~np.isin(gids, list(self._stims))
+            gids, times = gids[cells], times[cells]
         recordings = {}
         end = None
         for variable, (vectors, every) in self._recorders.items():
