@@ -267,7 +267,7 @@ class NetworkModel:
                 nml = Path(data["neuroml"])
                 nml = nml if nml.is_absolute() else params_path.parent / nml
                 synapse = read_synapse(nml, data.get("component") or template)
-            elif template in EXP2SYN_TEMPLATES or data.get("level_of_detail") in EXP2SYN_TEMPLATES:
+            elif template in EXP2SYN_TEMPLATES or (not template and data.get("level_of_detail") in EXP2SYN_TEMPLATES):
                 missing = [k for k in ("tau1", "tau2", "erev") if not isinstance(data.get(k), (int, float))]
                 if missing:
                     return None, [(str(params_path or where), None, f"exp2syn parameters need {', '.join(missing)}")]

@@ -170,6 +170,7 @@ class Cell:
     v_init: float
     threshold: float
     source: str = ""
+    line: int | None = None
 
     def __hash__(self):
         return hash((self.id, self.source))
@@ -562,4 +563,4 @@ def _biophysics(doc, element, cell_id: str, raw: list, from_swc: bool, source: s
         if sections and not any("soma" in g for g in sections[0].groups):
             raise NeuroMLError([(*_where(element), f"cell {cell_id}: the first section must be the soma "
                                                    f"(in segment group soma_group)")])
-    return Cell(cell_id, tuple(sections), v_init, threshold, source)
+    return Cell(cell_id, tuple(sections), v_init, threshold, source, element.sourceline)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
@@ -222,9 +222,13 @@ class Gate:
 
 @dataclass(frozen=True)
 class Channel:
+    """An ion channel; ``file`` and ``line`` say where it is defined."""
+
     id: str
     species: str | None
     gates: tuple
+    file: str = field(default="", compare=False)
+    line: int | None = field(default=None, compare=False)
 
 
 def _rate(element, variable: bool = False) -> Rate | None:
@@ -297,7 +301,7 @@ def read_channel(doc: Document, channel_id: str, where=None) -> Channel:
             gates.append(_gate(child))
         elif tag.startswith("gate"):
             raise NeuroMLError([(*_where(child), f"<{tag}> is not supported (supported: {', '.join(_GATE_KINDS)})")])
-    return Channel(channel_id, element.get("species"), tuple(gates))
+    return Channel(channel_id, element.get("species"), tuple(gates), *_where(element))
 
 
 # -- synapses ---------------------------------------------------------------------------

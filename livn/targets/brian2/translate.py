@@ -167,7 +167,7 @@ def check(model: NetworkModel, dt: float = 0.025) -> list[tuple]:
     for cell in model.cells:
         ok, worst = explicit_ok(cell, dt)
         if not ok:
-            problems.append((cell.source, None, _fail(cell, "Brian2", worst, dt)))
+            problems.append((cell.source.split(" + ")[0], cell.line, _fail(cell, "Brian2", worst, dt)))
     return problems
 
 

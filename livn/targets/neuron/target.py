@@ -92,8 +92,10 @@ class NeuronTarget(Target):
                     ids = [density.channel.id] + [g.name for g in density.channel.gates]
                     for i in ids:
                         if i in NMODL_KEYWORDS or not IDENTIFIER.match(i):
-                            problems.append((cell.source, None, f"cell {cell.id}: {i!r} (channel "
-                                                                f"{density.channel.id}) cannot be an NMODL name"))
+                            channel = density.channel
+                            problems.append((channel.file or cell.source, channel.line,
+                                             f"channel {channel.id}: {i!r} is an NMODL keyword or not an identifier, "
+                                             f"so NEURON cannot name a mechanism or state after it"))
         for name in model.synapses:
             if not IDENTIFIER.match(name) or name in NMODL_KEYWORDS:
                 problems.append((model.source, None, f"synapse name {name!r} cannot be an NMODL name"))
