@@ -64,3 +64,88 @@ def test_run_writes_a_spike_report_and_a_raster(tmp_path):
         times = h5["spikes/EI2/timestamps"][:]
     assert len(times) == 0 or (times.max() < 300 and (times[1:] >= times[:-1]).all())
     assert (tmp_path / "run" / "raster.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --------------------------------------------------------------------------- user errors
+
+
+def _edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_validate_reads_the_neuroml_as_strictly_as_the_yaml(spec_copy):
+    """Quantities with the wrong dimension, no unit or no number are errors at validate time,
+    each with its .nml file and line (a time where a voltage belongs used to become -90000 mV,
+    and 'abc' made compile hang)."""
+    spec = spec_copy("EI2")
+    cell = spec_copy.folder / "cells" / "EXC.cell.nml"
+    _edit(cell, 'erev="-90mV" segmentGroup="soma_group"', 'erev="-90s" segmentGroup="soma_group"')
+    _edit(cell, 'condDensity="2mS_per_cm2" erev="-90mV"', 'condDensity="abc" erev="-90mV"')
+    lines = cell.read_text().splitlines()
+    result = run_livn("validate", spec)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    for needle, expected in (('erev="-90s"', "erev='-90s': expected a voltage"),
+                             ('condDensity="abc"', "condDensity='abc': expected a conductance density")):
+        line = next(i for i, text in enumerate(lines, 1) if needle in text)
+        assert f"EXC.cell.nml:{line}: error: {expected}" in result.stderr, result.stderr
+
+
+def test_validate_with_a_target_reports_what_it_cannot_run(spec_copy):
+    """A gate named after an NMODL keyword passes the NeuroML checks but not the NEURON target:
+    ``--target neuron`` says so with the channel file and line; Brian2 can run it."""
+    spec = spec_copy("EI2")
+    channel = spec_copy.folder / "channels" / "Km.channel.nml"
+    _edit(channel, '<gateHHrates id="n"', '<gateHHrates id="COMMENT"')
+    line = next(i for i, text in enumerate(channel.read_text().splitlines(), 1) if '<ionChannelHH id="Km"' in text)
+    assert run_livn("validate", spec).returncode == 0
+    neuron = run_livn("validate", spec, "--target", "neuron")
+    assert neuron.returncode == 1 and "Traceback" not in neuron.stderr
+    assert f"Km.channel.nml:{line}: error: target neuron: channel Km: 'COMMENT' is an NMODL keyword" in neuron.stderr
+    brian2 = run_livn("validate", spec, "--target", "brian2")
+    assert brian2.returncode == 0, brian2.stderr
+
+
+def test_run_compile_and_dynamics_report_user_errors_without_a_traceback(tmp_path):
+    cases = [
+        (("run", "EI1", "--duration", "nan"), 2, "expected a finite number > 0"),
+        (("run", "EI1", "--duration", "-5"), 2, "expected a finite number > 0"),
+        (("run", "EI1", "--ranks", "0"), 2, "0 is not in the range x>=1"),
+        (("run", "EI1", "--pulse-rate", "0", "--stimulate", "20"), 2, "expected a finite number > 0"),
+        (("run", tmp_path / "nothing"), 1, "no such circuit"),
+        (("compile", "EI1", "--target", "brian2", "-o", tmp_path / "c", "--dt", "0"), 2, "expected a finite number"),
+        (("dynamics", "EI1", "--duration", "500", "--transient", "600"), 2, "must be shorter than --duration"),
+        (("run", "EI1", "--backend", "nest"), 2, "'nest' is not one of 'brian2', 'neuron'"),
+    ]
+    for args, status, message in cases:
+        result = run_livn(*args)
+        assert result.returncode == status, (args, result.stderr)
+        assert "Traceback" not in result.stderr and message in result.stderr, (args, result.stderr)
+
+
+def test_a_circuit_whose_neuroml_breaks_is_reported_with_file_and_line(tmp_path):
+    """After the build the circuit carries its own NeuroML: an edit there is read when the
+    circuit is loaded, and an error names the file and line (no traceback, nothing written)."""
+    built = run_livn("build", "EI1", "-o", tmp_path / "EI1")
+    assert built.returncode == 0, built.stderr
+    channel = tmp_path / "EI1" / "components" / "channels" / "Km.channel.nml"
+    _edit(channel, 'midpoint="-30mV"', 'midpoint="-30parsecs"')
+    line = next(i for i, text in enumerate(channel.read_text().splitlines(), 1) if "parsecs" in text)
+    for args in (("run", tmp_path / "EI1", "-o", tmp_path / "run"), ("compile", tmp_path / "EI1", "-o", tmp_path / "c")):
+        result = run_livn(*args)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"Km.channel.nml:{line}: error: midpoint='-30parsecs': expected a voltage" in result.stderr
+    assert not (tmp_path / "run" / "spikes.h5").exists() and not (tmp_path / "c").exists()
+
+
+def test_compiled_neuron_config_takes_threshold_and_v_init_from_the_cells(tmp_path):
+    """simulation_config.json used to say -20 mV / -65 mV while the NeuroML cells say 0 mV and
+    -69.8 / -64.3 mV: now the threshold is the cells' (all 0 mV) and no common v_init is claimed."""
+    import json
+
+    result = run_livn("compile", "EI1", "--target", "neuron", "-o", tmp_path / "n")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "n" / "simulation_config.json").read_text())
+    assert config["run"]["spike_threshold"] == 0.0 and "v_init" not in config["conditions"]
