@@ -101,3 +101,51 @@ def test_neuron_cell_matches_jneuroml(cells, source, tmp_path_factory):
                                      atol=1e-9, rtol=1e-9, extracellular=False)
         assert len(reference) >= 9 and len(spikes) == len(reference), (amplitude, spikes, reference)
         assert np.abs(spikes - reference).max() < 0.5
+
+
+@pytest.fixture(scope="module")
+def ballstick_culture(tmp_path_factory):
+    """EI1 with the ball-and-stick cell as its excitatory cell, built into a circuit."""
+    import shutil
+
+    from livn.build import build_circuit
+    from livn.resources import resource_dir
+    from livn.spec import load_spec
+
+    root = tmp_path_factory.mktemp("ballstick-culture")
+    specs = root / "specs"
+    shutil.copytree(resource_dir("specs"), specs)
+    text = BALLSTICK_CELL.read_text().replace("../../../specs/channels/", "../channels/")
+    (specs / "cells" / "BallStick.cell.nml").write_text(text)
+    spec = specs / "EI1.yaml"
+    spec.write_text(spec.read_text().replace("cells/EXC.cell.nml", "cells/BallStick.cell.nml"))
+    return build_circuit(load_spec(spec), root / "EI1")
+
+
+@pytest.mark.slow
+def test_a_culture_of_multicompartment_cells_runs_on_both_targets(ballstick_culture, tmp_path):
+    """Eight 23-compartment cells and two INH cells, noise, synapses on the dendrite's first
+    section, MEA pulses: NEURON builds the trees, Brian2 SpatialNeurons; spike counts agree
+    within 10 % (spontaneous and stimulated), every compartment is recorded, and a compiled
+    (livn-free) Brian2 directory refuses the SpatialNeuron cells with the reason."""
+    from conftest import run_livn
+    from livn import make
+    from livn.io import pulse_train
+
+    counts = {}
+    for backend, options in (("brian2", {"codegen": "numpy"}), ("neuron", {"field": "currents"})):
+        env = make(ballstick_culture, backend=backend, **options)
+        env.record_spikes()
+        env.record_voltage([0, 9])
+        quiet = env.run(150)
+        assert quiet.voltages[0].shape == (23, 6000) and quiet.voltages[9].shape == (2, 6000)
+        assert quiet.v[:, 0] == pytest.approx([-70.0, -64.3])
+        stimulated = env.run(150, stimulus=pulse_train(150, [0], 1, 40.0, 20.0, dt=env.dt))
+        counts[backend] = (len(quiet.it), len(stimulated.it))
+        env.close()
+    assert counts["neuron"][0] > 40 and counts["neuron"][1] > counts["neuron"][0] * 0.5, counts
+    for brian2, neuron in zip(counts["brian2"], counts["neuron"]):
+        assert abs(brian2 - neuron) <= 0.1 * neuron, counts
+    compiled = run_livn("compile", ballstick_culture, "--target", "brian2", "-o", tmp_path / "b2")
+    assert compiled.returncode == 1 and "Traceback" not in compiled.stderr
+    assert "Run it in-process (make/Env) or on NEURON" in compiled.stderr and "BallStick.cell.nml" in compiled.stderr

@@ -70,8 +70,10 @@ class Simulation:
         Brian2 code generation target ("cython" compiles once and caches; "numpy" never compiles).
     """
 
-    def __init__(self, description: dict, arrays: dict, dt: float = 0.025, codegen: str = "cython"):
+    def __init__(self, description: dict, arrays: dict, dt: float = 0.025, codegen: str = "cython",
+                 builders: dict | None = None):
         self.model, self.arrays = description, arrays
+        self._builders = builders or {}
         self.dt = dt
         b2.prefs.codegen.target = codegen
         b2.prefs.logging.file_log = False
@@ -106,6 +108,13 @@ class Simulation:
                 self.groups[name] = group
                 self.network.add(group)
                 continue
+            if entry["kind"] == "spatial":
+                group = self._builders[name](len(gids), self.clock, {"gid_normal": gid_normal})
+                group.gid = np.repeat(gids, entry["n"])
+                self._noise_updates(group, name, entry, noise)
+                self.groups[name] = group
+                self.network.add(group)
+                continue
             equations = entry["equations"]
             for kind in entry["noise"]:
                 equations += f"\ng0_noise_{kind} : siemens (shared)\nsigma_noise_{kind} : siemens (shared)"
@@ -116,27 +125,34 @@ class Simulation:
             for var, value in entry["initial"].items():
                 unit = b2.mV if var.startswith("v_") else (b2.siemens if var[:2] in ("A_", "B_") else 1)
                 setattr(group, var, value * unit)
-            if entry["noise"]:
-                # exact Ornstein–Uhlenbeck update (Gillespie 1996), stable for any dt; the normal
-                # numbers come from each cell's own stream keyed by (seed, gid, kind, step)
-                updates = []
-                for kind in entry["noise"]:
-                    ou = noise[kind]
-                    decay = float(np.exp(-self.dt / ou["tau_ms"]))
-                    spread = float(np.sqrt(1 - decay**2))
-                    updates.append(
-                        f"g_noise_{kind} = g0_noise_{kind} + (g_noise_{kind} - g0_noise_{kind})*{decay!r} "
-                        f"+ sigma_noise_{kind}*{spread!r}*gid_normal(gid, {ou['stream']}, int(t/dt + 0.5))")
-                group.run_regularly("\n".join(updates), when="start", name=f"noise_{name}")
+            self._noise_updates(group, name, entry, noise)
             self.groups[name] = group
             self.network.add(group)
+
+    def _noise_updates(self, group, name: str, entry: dict, noise: dict):
+        """The exact Ornstein–Uhlenbeck update (Gillespie 1996), stable for any dt; the normal
+        numbers come from each cell's own stream keyed by (seed, gid, kind, step)."""
+        if not entry["noise"]:
+            return
+        updates = []
+        for kind in entry["noise"]:
+            ou = noise[kind]
+            decay = float(np.exp(-self.dt / ou["tau_ms"]))
+            spread = float(np.sqrt(1 - decay**2))
+            updates.append(
+                f"g_noise_{kind} = g0_noise_{kind} + (g_noise_{kind} - g0_noise_{kind})*{decay!r} "
+                f"+ sigma_noise_{kind}*{spread!r}*gid_normal(gid, {ou['stream']}, int(t/dt + 0.5))")
+        group.run_regularly("\n".join(updates), when="start", name=f"noise_{name}")
 
     def _build_synapses(self):
         a = self.arrays
         n = len(a["conn/source_group"])
         if n == 0:
             return
-        keys = np.stack([a["conn/synapse"], a["conn/source_group"], a["conn/target_group"], a["conn/compartment"]], 1)
+        spatial = np.array([self.model["groups"][n]["kind"] == "spatial" for n in self.names])
+        # a SpatialNeuron takes every compartment's events through one Synapses object per synapse type
+        compartment_key = np.where(spatial[a["conn/target_group"]], -1, a["conn/compartment"])
+        keys = np.stack([a["conn/synapse"], a["conn/source_group"], a["conn/target_group"], compartment_key], 1)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.ravel()
         order = np.argsort(inverse, kind="stable")
@@ -146,21 +162,29 @@ class Simulation:
             members = order[bounds[k]:bounds[k + 1]]
             name = synapse_names[syn]
             target_name = self.names[target]
-            compartment = self.model["groups"][target_name]["compartments"][comp]
+            entry = self.model["groups"][target_name]
             factor = self.model["synapses"][name]["peak_factor"]
-            variable = f"{name}_{compartment}"
+            if entry["kind"] == "spatial":
+                variable = name
+                targets = (a["conn/target_index"][members] * entry["n"]
+                           + np.asarray(entry["index"])[a["conn/compartment"][members]])
+            else:
+                variable = f"{name}_{entry['compartments'][comp]}"
+                targets = a["conn/target_index"][members]
             on_pre = f"B_{variable}_post += w*{factor!r}"
             if self.model["synapses"][name]["tau_rise"] > 0:
                 on_pre += f"\nA_{variable}_post += w*{factor!r}"
             obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], "w : siemens",
                               on_pre=on_pre, name=f"edges_{k}", namespace={}, clock=self.clock)
-            copies = self.model["groups"][self.names[source]].get("copies", 1)
+            source_entry = self.model["groups"][self.names[source]]
+            sources = a["conn/source_index"][members]
+            if source_entry["kind"] == "spatial":  # a spike of cell k comes from its soma compartment
+                sources = sources * source_entry["n"] + source_entry["soma"]
+            copies = source_entry.get("copies", 1)
             if copies > 1:  # every copy of a virtual node (see the translator) makes the connection
-                members = np.repeat(members, copies)
-                sources = a["conn/source_index"][members] * copies + np.tile(np.arange(copies), len(members) // copies)
-            else:
-                sources = a["conn/source_index"][members]
-            obj.connect(i=sources, j=a["conn/target_index"][members])
+                members, targets = np.repeat(members, copies), np.repeat(targets, copies)
+                sources = np.repeat(sources, copies) * copies + np.tile(np.arange(copies), len(members) // copies)
+            obj.connect(i=sources, j=targets)
             obj.delay = a["conn/delay"][members] * b2.ms
             self._synapses.append((obj, a["conn/weight_group"][members], a["conn/relative"][members]))
             self.network.add(obj)
@@ -194,7 +218,10 @@ class Simulation:
                 setattr(group, f"g_noise_{kind}", getattr(group, f"g0_noise_{kind}"))
 
     def _cells(self):
-        return [n for n in self.names if self.model["groups"][n]["kind"] == "cells"]
+        return [n for n in self.names if self.model["groups"][n]["kind"] in ("cells", "spatial")]
+
+    def _spatial(self, name: str) -> bool:
+        return self.model["groups"][name]["kind"] == "spatial"
 
     # -- recording -----------------------------------------------------------------------
     def record_spikes(self):
@@ -214,7 +241,16 @@ class Simulation:
         for name in self._cells():
             own = self.gids[name]
             local = np.flatnonzero(np.isin(own, gids))
-            if len(local):
+            if len(local) and self._spatial(name):
+                if variable != "v":
+                    raise ValueError(f"the Brian2 target does not record membrane currents of multi-compartment "
+                                     f"(SpatialNeuron) cells ({name}); record them on NEURON")
+                entry = self.model["groups"][name]
+                index = (local[:, None] * entry["n"] + np.asarray(entry["index"])[None, :]).ravel()
+                monitor = b2.StateMonitor(self.groups[name], "v", record=index, dt=(dt or self.dt) * b2.ms)
+                monitors[name] = [monitor, own[local], 0, None]
+                self.network.add(monitor)
+            elif len(local):
                 variables = [f"{prefix}{c}" for c in self.model["groups"][name]["compartments"]]
                 monitor = b2.StateMonitor(self.groups[name], variables, record=local, dt=(dt or self.dt) * b2.ms)
                 monitors[name] = [monitor, own[local], 0, variables]
@@ -237,7 +273,17 @@ class Simulation:
                 return
             for name, transfer in fields.items():
                 ve = transfer @ current  # (cells, compartments) mV
-                for k, comp in enumerate(self.model["groups"][name]["compartments"]):
+                entry = self.model["groups"][name]
+                if entry["kind"] == "spatial":
+                    # the equivalent axial currents (nA), L·Ve per cell, in Brian2's compartment order
+                    axial = ve @ np.asarray(entry["laplacian"]).T
+                    flat = np.empty(axial.size)
+                    n = entry["n"]
+                    for k in range(axial.shape[0]):
+                        flat[k * n + np.asarray(entry["index"])] = axial[k]
+                    self.groups[name].I_field = flat * b2.nA
+                    continue
+                for k, comp in enumerate(entry["compartments"]):
                     setattr(self.groups[name], f"Ve_{comp}", ve[:, k] * b2.mV)
 
         return b2.NetworkOperation(apply, clock=self.clock, when="start", name=f"stimulation_{self._runs}")
@@ -268,8 +314,11 @@ class Simulation:
             for name in self._cells():
                 hit = np.flatnonzero(self.gids[name] == int(gid))
                 if len(hit):
-                    self.groups[name].I_inject[int(hit[0])] = current * b2.nA
-                    injected.append((name, int(hit[0])))
+                    index = int(hit[0])
+                    if self._spatial(name):
+                        index = index * self.model["groups"][name]["n"] + self.model["groups"][name]["soma"]
+                    self.groups[name].I_inject[index] = current * b2.nA
+                    injected.append((name, index))
         self.network.add(*extra)
         try:
             self.network.run(duration * b2.ms, namespace={})
@@ -279,6 +328,9 @@ class Simulation:
                 self.groups[name].I_inject[local] = 0 * b2.nA
             if extra:
                 for name in self._cells():
+                    if self._spatial(name):
+                        self.groups[name].I_field = 0 * b2.nA
+                        continue
                     for comp in self.model["groups"][name]["compartments"]:
                         setattr(self.groups[name], f"Ve_{comp}", 0 * b2.mV)
         self._check_finite()
@@ -288,8 +340,11 @@ class Simulation:
         """Raise if the integration diverged (Brian2 itself only logs a warning and runs on)."""
         for name in self._cells():
             group = self.groups[name]
-            for var in (v for v in group.variables if v.startswith("v_")):
+            names = ["v"] if self._spatial(name) else [v for v in group.variables if v.startswith("v_")]
+            for var in names:
                 bad = np.flatnonzero(~np.isfinite(np.asarray(getattr(group, var)[:])))
+                if self._spatial(name):
+                    bad = np.unique(bad // self.model["groups"][name]["n"])
                 if len(bad):
                     gids = self.gids[name][bad].tolist()
                     raise FloatingPointError(
@@ -303,7 +358,10 @@ class Simulation:
             g, t = [], []
             for name, monitor in self._spike_monitors.items():
                 done = self._spike_counts[name]
-                g.append(self.gids[name][np.asarray(monitor.i[done:], dtype=np.int64)])
+                index = np.asarray(monitor.i[done:], dtype=np.int64)
+                if self._spatial(name):
+                    index = index // self.model["groups"][name]["n"]
+                g.append(self.gids[name][index])
                 t.append(np.asarray(monitor.t[done:] / b2.ms))
                 self._spike_counts[name] = monitor.num_spikes
             gids, times = np.concatenate(g).astype(np.int64), np.concatenate(t)
@@ -315,7 +373,10 @@ class Simulation:
             out = {}
             for name, entry in monitors.items():
                 monitor, own, done, variables = entry
-                values = np.stack([np.asarray(getattr(monitor, v)[:, done:] / unit) for v in variables], axis=1)
+                if variables is None:  # a SpatialNeuron: rows are (cell, compartment) in livn order
+                    values = np.asarray(monitor.v[:, done:] / unit).reshape(len(own), -1, monitor.v.shape[1] - done)
+                else:
+                    values = np.stack([np.asarray(getattr(monitor, v)[:, done:] / unit) for v in variables], axis=1)
                 entry[2] = done + values.shape[2]
                 for row, gid in enumerate(own.tolist()):
                     out[gid] = values[row]

@@ -549,7 +549,7 @@ CUT_R_LENGTH = 1e-30
 
 def build_spatial_population(cell: Cell, count: int, dt: float = 0.025, method: str = DEFAULT_METHOD,
                              receptors=None, noise_kinds=None, namespace=None, name: str | None = None,
-                             cable: str = DEFAULT_CABLE):
+                             cable: str = DEFAULT_CABLE, extra_equations: str = "", clock=None):
     """All ``count`` cells of a population in ONE SpatialNeuron (see :func:`spatial_morphology`
     with ``copies``): one set of code objects, compiled once whatever the count (separate
     SpatialNeurons compile their Cython code once per neuron *name*, ~20 s each).
@@ -569,12 +569,15 @@ def build_spatial_population(cell: Cell, count: int, dt: float = 0.025, method: 
     equations, params, initial = spatial_equations(cell, receptors, noise_kinds, method)
     if cable == "cn":
         equations += "\nv_start : volt  # v at the start of the step (Crank–Nicolson)"
+    if extra_equations:
+        equations += "\n" + extra_equations
     geometry = spatial_geometry(cell)
     condition = f"v > {cell.threshold!r}*mV"
+    timing = {"clock": clock} if clock is not None else {"dt": dt * b2.ms}
     neuron = b2.SpatialNeuron(morphology=morphology, model=equations, method=method,
                               threshold=f"({condition}) and (i % {n} == {layout.soma})", refractory=condition,
                               Cm=1 * b2.uF / b2.cm ** 2, Ri=geometry["Ri"] * b2.ohm * b2.meter,
-                              dt=dt * b2.ms, namespace=dict(namespace or {}),
+                              **timing, namespace=dict(namespace or {}),
                               name=f"{name or 'spatial_' + cell.id}*")
     r1 = np.tile(geometry["r_length_1"], count)
     r1[n::n] = CUT_R_LENGTH

@@ -67,8 +67,9 @@ class Brian2Simulation:
         from .runtime import Simulation
         from .translate import translate
 
-        description, arrays = translate(model, dt)
-        self.runtime = Simulation(description, arrays, dt=dt, codegen=codegen)
+        builders = {}
+        description, arrays = translate(model, dt, builders=builders)
+        self.runtime = Simulation(description, arrays, dt=dt, codegen=codegen, builders=builders)
 
     def set_params(self, params):
         self.runtime.set_params(params)

@@ -5,11 +5,12 @@ turns it into NeuronGroups, SpikeGeneratorGroups and Synapses. Every parameter a
 change between runs (weights, noise) is a variable, not a constant, so changing it never
 recompiles.
 
-Cells of one shape (one :class:`~livn.network.cell.Cell` in one node population) form a
+Cells of one shape (one :class:`~livn.neuroml.cell.Cell` in one node population) form a
 group. A cell whose compartments are coupled weakly enough for RK4 at the step (every
 compartment's axial rate Σg/C below :data:`AXIAL_LIMIT`/dt) is a NeuronGroup with one
-potential per compartment and explicit axial currents (livn's two-compartment EI cells);
-others are refused here with the reason (the SpatialNeuron path is in ``spatial.py``).
+potential per compartment and explicit axial currents (livn's two-compartment EI cells: the
+fast path); any other cell is a SpatialNeuron (``spatial.py``: implicit cable), built
+in-process from ``builders`` — a compiled, livn-free directory holds explicit groups only.
 """
 
 from __future__ import annotations
@@ -161,22 +162,36 @@ def _fail(cell: Cell, where: str, worst: float, dt: float) -> str:
             f"compartments pass this test (e.g. livn's two-compartment cells). Use the NEURON target")
 
 
-def check(model: NetworkModel, dt: float = 0.025) -> list[tuple]:
-    """(file, line, message) of everything in ``model`` the Brian2 target cannot run."""
+def check(model, dt: float = 0.025, compiled: bool = False) -> list[tuple]:
+    """(file, line, message) of everything in ``model`` the Brian2 target cannot run
+    (``compiled``: in a compiled, livn-free directory, which holds explicit groups only)."""
+    from .spatial import spatial_layout
+
     problems = []
     for cell in model.cells:
         ok, worst = explicit_ok(cell, dt)
-        if not ok:
-            problems.append((cell.source.split(" + ")[0], cell.line, _fail(cell, "Brian2", worst, dt)))
+        if ok:
+            continue
+        if compiled:
+            problems.append((cell.source.split(" + ")[0], cell.line, _fail(cell, "A compiled Brian2 directory", worst, dt)
+                             .replace("Use the NEURON target", "Run it in-process (make/Env) or on NEURON")))
+            continue
+        try:
+            spatial_layout(cell)
+        except ValueError as err:
+            problems.append((cell.source.split(" + ")[0], cell.line, f"cell {cell.id}: the Brian2 target cannot "
+                                                                     f"represent its tree as a SpatialNeuron: {err}"))
     return problems
 
 
-def translate(model: NetworkModel, dt: float = 0.025) -> tuple[dict, dict]:
+def translate(model: NetworkModel, dt: float = 0.025, builders: dict | None = None) -> tuple[dict, dict]:
     """The Brian2 description of ``model``: (JSON-able description, numpy arrays).
 
+    ``builders``: a dict that receives, for each SpatialNeuron group, a function
+    (count, clock, namespace) -> SpatialNeuron; without it, such groups are refused.
     Raises ValueError listing what the Brian2 target cannot run (see :func:`check`).
     """
-    problems = check(model, dt)
+    problems = check(model, dt, compiled=builders is None)
     if problems:
         raise ValueError("\n".join(f"{f}: {m}" for f, _, m in problems))
     arrays: dict = {}
@@ -243,8 +258,12 @@ def translate(model: NetworkModel, dt: float = 0.025) -> tuple[dict, dict]:
         if model.noise and info["population"] in model.noise_populations:
             for s in model.noise:
                 noise[s.kind] = (cell.compartment_at(cell.sections_in(s.group)[0], 0.5), s.erev)
-        entry = cell_equations(cell, receptors, noise)
-        entry.update(kind="cells", population=info["population"], noise=sorted(noise))
+        if explicit_ok(cell, dt)[0]:
+            entry = cell_equations(cell, receptors, noise)
+            entry.update(kind="cells", population=info["population"], noise=sorted(noise))
+        else:
+            entry = _spatial_entry(cell, receptors, noise, dt, builders, key)
+            entry.update(population=info["population"])
         description["groups"][key] = entry
         if len(model.electrodes):
             arrays[f"field/{key}"] = np.stack([model.field_transfer(gid) for gid in info["gids"].tolist()])
@@ -259,3 +278,26 @@ def translate(model: NetworkModel, dt: float = 0.025) -> tuple[dict, dict]:
     arrays["conn/delay"] = conn.delay
     description["group_names"] = names
     return description, arrays
+
+
+def _spatial_entry(cell: Cell, receptors: dict, noise: dict, dt: float, builders: dict, key: str) -> dict:
+    """The description of a SpatialNeuron group, and its builder in ``builders``."""
+    from .spatial import build_spatial_population, spatial_layout
+
+    layout = spatial_layout(cell)
+    synapses = {name: syn for (name, _), syn in receptors.items()}
+    noise_kinds = {kind: (erev, index) for kind, (index, erev) in noise.items()}
+
+    extra = ["gid : integer (constant)"]
+    for kind in sorted(noise):
+        extra += [f"g0_noise_{kind} : siemens (shared)", f"sigma_noise_{kind} : siemens (shared)"]
+
+    def build(count: int, clock, namespace):
+        return build_spatial_population(cell, count, dt=dt, receptors=synapses, noise_kinds=noise_kinds,
+                                        namespace=namespace, name=f"population_{key}",
+                                        extra_equations="\n".join(extra), clock=clock)
+
+    builders[key] = build
+    return {"kind": "spatial", "cell": cell.id, "n": len(layout.order), "soma": int(layout.soma),
+            "index": [int(i) for i in layout.index], "compartments": [c.name for c in cell.compartments],
+            "noise": sorted(noise), "laplacian": cell.field_laplacian().tolist(), "threshold": cell.threshold}
