@@ -229,32 +229,6 @@ def compile_(circuit, simulator, output, duration, dt) -> None:
     click.echo(f"compiled {system.name} for {simulator} -> {path}\n  run it: {how}")
 
 
-def _run_in_chunks(env, duration: float, stimulus, label: str):
-    """Run ``duration`` ms in pieces, with a progress bar when it takes a while; returns (it, t)."""
-    import numpy as np
-    from tqdm import tqdm
-
-    chunk = max(100.0, duration / 50)
-    steps_per_chunk = int(round(chunk / env.dt))
-    gids, times = [], []
-    done = 0.0
-    with tqdm(total=duration, unit="ms", desc=label, disable=duration < 500 or not sys.stderr.isatty(),
-              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} ms [{elapsed}<{remaining}]") as bar:
-        k = 0
-        while done < duration - 1e-9:
-            step = min(chunk, duration - done)
-            piece = None
-            if stimulus is not None:
-                piece = stimulus[k * steps_per_chunk:k * steps_per_chunk + int(round(step / env.dt))]
-            result = env.run(step, stimulus=piece)
-            gids.append(result.it)
-            times.append(result.t)
-            done += step
-            k += 1
-            bar.update(step)
-    return np.concatenate(gids), np.concatenate(times)
-
-
 @main.command()
 @click.argument("target")
 @click.option("--duration", type=float, default=None, callback=_finite(0.0),
@@ -278,6 +252,7 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
     from .io import pulse_train
     from .measures import branching_ratio, mean_rate
     from .plot import plot_activity
+    from .protocols import run_with_progress
     from .sonata import read_spike_report_all, write_spike_report
     from .targets.neuron.run import spikes_by_population
 
@@ -317,7 +292,7 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
             stimulus = pulse_train(duration, range(system.num_channels), system.num_channels, stimulate, pulse_rate,
                                    dt=env.dt)
         start = time.perf_counter()
-        it, t = _run_in_chunks(env, duration, stimulus, system.name)
+        it, t = run_with_progress(env, duration, stimulus, system.name)
         wall = time.perf_counter() - start
         env.close()
         write_spike_report(output / "spikes.h5", spikes_by_population(system.network, it, t))

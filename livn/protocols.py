@@ -13,7 +13,10 @@ gives ~10 Hz (EI2); stronger pulses add little (40 µA: EI2 15.9, EI3 9.7 Hz).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+
+import numpy as np
 
 from .io import pulse_train
 from .measures import BRANCHING_BIN, branching_ratio, mean_rate
@@ -42,6 +45,27 @@ class Dynamics:
                 f"measured over {self.duration - self.transient:g} ms after a {self.transient:g} ms transient")
 
 
+def run_with_progress(env, duration: float, stimulus=None, label: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Run ``env`` for ``duration`` ms in pieces, with a progress bar on a terminal for runs
+    of 500 ms or more; return the spike gids and times of the whole run."""
+    from tqdm import tqdm
+
+    chunk = max(100.0, duration / 50)
+    steps = int(round(chunk / env.dt))
+    gids, times, done, k = [], [], 0.0, 0
+    with tqdm(total=duration, unit="ms", desc=label, disable=duration < 500 or not sys.stderr.isatty(),
+              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} ms [{elapsed}<{remaining}]") as bar:
+        while done < duration - 1e-9:
+            step = min(chunk, duration - done)
+            piece = None if stimulus is None else stimulus[k * steps:k * steps + int(round(step / env.dt))]
+            result = env.run(step, stimulus=piece)
+            gids.append(result.it)
+            times.append(result.t)
+            done, k = done + step, k + 1
+            bar.update(step)
+    return np.concatenate(gids), np.concatenate(times)
+
+
 def _rates(env, it, t, start, stop) -> dict:
     system = env.system
     out = {p: mean_rate(it, t, system.gids(p), start, stop) for p in system.populations}
@@ -54,12 +78,13 @@ def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: 
     """Run both protocols on ``env`` (cleared before each; recording spikes) and measure."""
     env.record_spikes()
     env.clear()
-    it, t, *_ = env.run(duration)
+    it, t = run_with_progress(env, duration, label="spontaneous")
     spontaneous = _rates(env, it, t, transient, duration)
     ratio = branching_ratio(t, transient, duration)
     env.clear()
     n = env.system.num_channels
-    it, t, *_ = env.run(duration, stimulus=pulse_train(duration, range(n), n, amplitude, rate, dt=env.dt))
+    it, t = run_with_progress(env, duration, pulse_train(duration, range(n), n, amplitude, rate, dt=env.dt),
+                              label="stimulated")
     stimulated = _rates(env, it, t, transient, duration)
     env.clear()
     return Dynamics(spontaneous, stimulated, ratio, duration, transient)

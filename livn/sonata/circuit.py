@@ -296,6 +296,7 @@ class Circuit:
     """
 
     def __init__(self, path: str | os.PathLike):
+        self._files = []
         path = Path(path)
         if path.is_dir():
             for candidate in ("circuit_config.json", "simulation_config.json", "config.json"):

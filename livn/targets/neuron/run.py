@@ -37,6 +37,13 @@ def main(argv=None) -> None:
     parser.add_argument("--mechanisms", type=Path, default=None,
                         help="a folder compiled with nrnivmodl to load first (else livn compiles into its cache)")
     args = parser.parse_args(argv)
+    import math
+
+    for name, value in (("--duration", args.duration), ("--dt", args.dt)):
+        if not (math.isfinite(value) and value > 0):
+            parser.error(f"{name} must be a finite number > 0, found {value}")
+    if args.dt > 1.0:
+        parser.error(f"--dt must be at most 1 ms, found {args.dt}")
     if args.mechanisms is not None:
         import neuron
 
@@ -47,7 +54,14 @@ def main(argv=None) -> None:
     from ...sonata import write_spike_report
     from .network import Network
 
-    model = NetworkModel(args.circuit)
+    from ...network.model import NetworkError
+    from ...neuroml.reader import NeuroMLError
+    from ...sonata import CircuitError
+
+    try:
+        model = NetworkModel(args.circuit)
+    except (CircuitError, NetworkError, NeuroMLError) as err:
+        raise SystemExit(f"error: {err}") from None
     start = time.perf_counter()
     network = Network(model, dt=args.dt, extracellular=False,  # no stimulation here
                       coreneuron=args.coreneuron)
