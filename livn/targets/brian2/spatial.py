@@ -60,17 +60,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...neuroml.cell import Cell
+from .translate import gate_equation
 
 #: A hub's link to its compartment's centre, relative to the cell's smallest axial
 #: resistance between a compartment centre and a neighbouring node.
 HUB_RESISTANCE = 1e-7
 
-#: RK-type gate methods: gates faster than RATE_LIMIT/LIMIT_DT somewhere in LIMIT_RANGE relax at
-#: most at RATE_LIMIT/dt (the old translator's guard against strong MEA pulses). Exponential
-#: Euler is exact for a gate at fixed v and needs no limit.
-RATE_LIMIT = 2.5
-LIMIT_DT = 0.025  # ms
-LIMIT_RANGE = (-250.0, 150.0)  # mV
+#: RK-type gate methods get the translator's rate limit of fast gates (its guard against strong
+#: MEA pulses); exponential Euler is exact for a gate at fixed v and needs none.
 EXPLICIT_METHODS = {"euler", "rk2", "rk4", "heun", "milstein"}
 
 #: the gate integration used by default (see current_clamp's notes for the measurements)
@@ -372,11 +369,6 @@ def _one_morphology(cell: Cell, b2):
 
 
 # -- equations ----------------------------------------------------------------------------
-def _needs_limit(gate) -> bool:
-    v = np.linspace(*LIMIT_RANGE, 4001)
-    return bool(np.nanmax(gate.relaxation_rate(v)) * LIMIT_DT > RATE_LIMIT)
-
-
 def _channels(cell: Cell) -> dict:
     """channel id -> Channel, over all sections (first seen first)."""
     out = {}
@@ -443,21 +435,10 @@ def spatial_equations(cell: Cell, receptors=None, noise_kinds=None, method: str 
         factors = []
         for gate in ch.gates:
             name = f"{gate.name}_{cid}"
-            if gate.kind == "rates":
-                alpha, beta = gate.forward.expression(v), gate.reverse.expression(v)
-                limit = (f"*clip({RATE_LIMIT!r}*ms/({gate.q10!r}*(({alpha}) + ({beta}))*dt), 0, 1)"
-                         if limit_ok and _needs_limit(gate) else "")
-                lines.append(f"d{name}/dt = {gate.q10!r}*(({alpha})*(1 - {name}) - ({beta})*{name})/ms{limit} : 1")
-                initial[name] = float(gate.steady(cell.v_init))
-            elif gate.kind == "tauInf":
-                inf, tau = gate.steady_state.expression(v), gate.time_course.expression(v)
-                rate = f"{gate.q10!r}/(({tau})*ms)"
-                if limit_ok and _needs_limit(gate):
-                    rate = f"clip({rate}, 0/ms, {RATE_LIMIT!r}/dt)"
-                lines.append(f"d{name}/dt = (({inf}) - {name})*{rate} : 1")
-                initial[name] = float(gate.steady(cell.v_init))
-            else:
-                lines.append(f"{name} = {gate.steady_state.expression(v)} : 1")
+            line, steady = gate_equation(gate, name, v, cell.v_init, limit=limit_ok)
+            lines.append(line)
+            if steady is not None:
+                initial[name] = steady
             factors.append(name if gate.instances == 1 else f"{name}**{gate.instances}")
         currents.append(f"gmax_{cid}*{'*'.join(factors) or '1'}*(erev_{cid} - v)")
     lines.insert(0, f"Im = {' + '.join(currents) or '0*amp/meter**2'} : amp/meter**2")

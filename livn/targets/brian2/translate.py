@@ -55,6 +55,25 @@ def explicit_ok(cell: Cell, dt: float) -> tuple[bool, float]:
     return worst < AXIAL_LIMIT, worst
 
 
+def gate_equation(gate, name: str, v: str, v_init: float, limit: bool = True) -> tuple[str, float | None]:
+    """The Brian2 equation of HH gate ``gate`` as state ``name`` in potential expression ``v``
+    (mV, a number), and its initial value (steady state at ``v_init``; None if instantaneous).
+    With ``limit``, gates that can relax faster than RATE_LIMIT/dt are rate-limited (RK-type methods)."""
+    if gate.kind == "rates":
+        alpha, beta = gate.forward.expression(v), gate.reverse.expression(v)
+        clip = (f"*clip({RATE_LIMIT!r}*ms/({gate.q10!r}*(({alpha}) + ({beta}))*dt), 0, 1)"
+                if limit and _needs_limit(gate) else "")
+        return (f"d{name}/dt = {gate.q10!r}*(({alpha})*(1 - {name}) - ({beta})*{name})/ms{clip} : 1",
+                float(gate.steady(v_init)))
+    if gate.kind == "tauInf":
+        inf, tau = gate.steady_state.expression(v), gate.time_course.expression(v)
+        rate = f"{gate.q10!r}/(({tau})*ms)"
+        if limit and _needs_limit(gate):
+            rate = f"clip({rate}, 0/ms, {RATE_LIMIT!r}/dt)"
+        return f"d{name}/dt = (({inf}) - {name})*{rate} : 1", float(gate.steady(v_init))
+    return f"{name} = {gate.steady_state.expression(v)} : 1", None
+
+
 def _gate_terms(cell: Cell, index: int) -> tuple[list[str], list[str], dict]:
     """Equations of the channels of compartment ``index``: (equations, current terms, initial values)."""
     comp = cell.compartments[index]
@@ -66,21 +85,10 @@ def _gate_terms(cell: Cell, index: int) -> tuple[list[str], list[str], dict]:
         factors = []
         for gate in ch.gates:
             name = f"{gate.name}_{ch.id}_{c}"
-            if gate.kind == "rates":
-                alpha, beta = gate.forward.expression(v), gate.reverse.expression(v)
-                limit = (f"*clip({RATE_LIMIT!r}*ms/({gate.q10!r}*(({alpha}) + ({beta}))*dt), 0, 1)"
-                         if _needs_limit(gate) else "")
-                lines.append(f"d{name}/dt = {gate.q10!r}*(({alpha})*(1 - {name}) - ({beta})*{name})/ms{limit} : 1")
-                initial[name] = float(gate.steady(cell.v_init))
-            elif gate.kind == "tauInf":
-                inf, tau = gate.steady_state.expression(v), gate.time_course.expression(v)
-                rate = f"{gate.q10!r}/(({tau})*ms)"
-                if _needs_limit(gate):
-                    rate = f"clip({rate}, 0/ms, {RATE_LIMIT!r}/dt)"
-                lines.append(f"d{name}/dt = (({inf}) - {name})*{rate} : 1")
-                initial[name] = float(gate.steady(cell.v_init))
-            else:
-                lines.append(f"{name} = {gate.steady_state.expression(v)} : 1")
+            line, steady = gate_equation(gate, name, v, cell.v_init)
+            lines.append(line)
+            if steady is not None:
+                initial[name] = steady
             factors.append(name if gate.instances == 1 else f"{name}**{gate.instances}")
         conductance = f"{density.gmax * 10.0 * comp.area * 1e-12!r}*siemens"  # mS/cm² = 10 S/m²; µm² = 1e-12 m²
         open_fraction = "*".join(factors) if factors else "1"
