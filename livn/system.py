@@ -11,11 +11,18 @@ import numpy as np
 import platformdirs
 from filelock import FileLock
 
-from .build import BUILD_FORMAT, build_circuit
+from .build import BUILD_FORMAT
 from .build.mea import channel_members
 from .resources import predefined_names, spec_path
 from .spec import SpecError, SystemSpec, load_spec
 from .spec.problems import Problem
+
+
+def build_circuit(spec: SystemSpec, output: Path) -> Path:
+    """:func:`livn.build.circuit.build_circuit`, imported when a build is needed (it needs libsonata)."""
+    from .build.circuit import build_circuit as build
+
+    return build(spec, output)
 
 
 def cache_root() -> Path:

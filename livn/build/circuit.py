@@ -19,8 +19,7 @@ from .mea import electrode_positions
 from .morphology import neuroml_to_swc
 from .placement import place
 
-#: bumped whenever the circuit layout or the build algorithm changes (invalidates caches)
-BUILD_FORMAT = 3
+from . import BUILD_FORMAT
 
 NETWORK_DIR = "network"
 COMPONENTS_DIR = "components"
