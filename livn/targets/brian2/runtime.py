@@ -77,7 +77,9 @@ class Simulation:
         self.dt = dt
         b2.prefs.codegen.target = codegen
         b2.prefs.logging.file_log = False
-        self.clock = b2.Clock(dt * b2.ms, name="livn_clock*")  # one clock: every object steps together
+        # one clock: every object steps together; a fixed name keeps the generated code (and
+        # Brian2's compiled cache) the same for every Env
+        self.clock = b2.Clock(dt * b2.ms, name="livn_clock")
         self.num_cells = int(description["num_cells"])
         self.names = description["group_names"]
         self.groups, self.gids = {}, {}
@@ -234,7 +236,10 @@ class Simulation:
         """Record ``variable`` ("v": membrane potential, mV; "i_membrane": transmembrane current,
         nA) of every compartment of ``gids`` every ``dt`` ms."""
         if variable in self._recorders:
-            raise RuntimeError(f"{variable} recording is already set up; call clear() to start over")
+            if float(self.network.t / b2.ms) != 0:
+                raise RuntimeError(f"{variable} recording is already set up; call clear() to start over")
+            old, _, _ = self._recorders.pop(variable)  # before the first run: the new selection replaces it
+            self.network.remove(*[m[0] for m in old.values()])
         gids = np.asarray(gids, dtype=np.int64)
         monitors = {}
         prefix = "v_" if variable == "v" else "im_"

@@ -115,6 +115,9 @@ class Network:
         self._initialise()
         _ACTIVE[:] = [weakref.ref(self)]
         self._finalizer = weakref.finalize(self, _release, self.pc)
+        from .parallel import exit_together
+
+        exit_together()
 
     # -- construction --------------------------------------------------------------------
     def _mine(self, gids) -> list[int]:

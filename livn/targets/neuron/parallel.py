@@ -31,6 +31,31 @@ def mpi_library() -> Path | None:
     return candidate if candidate.exists() else None
 
 
+_FINALIZER: list = []
+
+
+def _finalize(pc) -> None:
+    """At exit under mpiexec, every rank waits for the others and finalises MPI before leaving:
+    a rank leaving without MPI_Finalize made mpiexec kill the others (exit status 9). NEURON
+    finalises only through h.quit(), which cannot run inside Python's exit; mpi4py (the same
+    MPI library) can."""
+    from mpi4py import MPI
+
+    if MPI.Is_initialized() and not MPI.Is_finalized():  # h.quit() (run.py) has finalised already
+        pc.barrier()
+        MPI.Finalize()
+
+
+def exit_together() -> None:
+    """(Re-)register the exit barrier as the last exit handler, so that it runs before NEURON's
+    own (which finalises MPI); call after NEURON has set up a network."""
+    if _FINALIZER:
+        import atexit
+
+        atexit.unregister(_finalize)
+        atexit.register(_finalize, _FINALIZER[0])
+
+
 def init():
     """Initialise MPI in NEURON when launched by mpiexec; return the ParallelContext.
 
@@ -49,6 +74,11 @@ def init():
     if expected > 1:
         h.nrnmpi_init()
     pc = h.ParallelContext()
+    if expected > 1 and not _FINALIZER:
+        import atexit
+
+        atexit.register(_finalize, pc)
+        _FINALIZER.append(pc)
     if int(pc.nhost()) != expected:
         raise SerialFallbackError(
             f"mpiexec started {expected} processes but NEURON sees {int(pc.nhost())} rank(s): each would run the "
