@@ -58,7 +58,7 @@ def test_compiled_directory_runs_without_livn(tmp_path):
     out = tmp_path / "EI2-brian2"
     result = run_livn("compile", "EI2", "--target", "brian2", "-o", out)
     assert result.returncode == 0, result.stderr
-    for name in ("model.json", "arrays.npz", "runtime.py", "gid_normal.py", "run.py"):
+    for name in ("model.json", "arrays.npz", "runtime.py", "gid_normal.py", "reports.py", "run.py"):
         assert (out / name).is_file()
     imported = {node.names[0].name.split(".")[0] for node in ast.walk(ast.parse((out / "runtime.py").read_text()))
                 if isinstance(node, ast.Import)}

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livn.resources import resource_dir, spec_path
-from livn.spec import load_spec
+from livn.resources import resource_dir
 from livn.neuroml import Channel, Gate, Rate, Synapse, read_cell, read_synapse
 from livn.targets.gid_normal import gid_normal
 from livn.targets.neuron import nmodl

@@ -75,7 +75,7 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
     connectivity rules (for inspection). Everything a simulation needs beyond the SONATA
     files; nothing after the build reads the YAML spec."""
     base = spec.base_directory
-    component = f"$COMPONENTS_DIR/{{}}"
+    component = "$COMPONENTS_DIR/{}"
     block = {
         "build_format": BUILD_FORMAT, "name": spec.name, "description": spec.description, "seed": spec.seed,
         "spec": component.format(spec.path.relative_to(base).as_posix()),

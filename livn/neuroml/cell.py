@@ -30,7 +30,7 @@ Segment groups: every NeuroML group a section lies wholly in, and "all"; SWC typ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -434,14 +433,6 @@ class Circuit:
             return self.livn["name"]
         return self.directory.name
 
-    def require_livn(self, what: str) -> dict:
-        """The livn block, or a CircuitError saying ``what`` needs it."""
-        if not self.livn:
-            raise CircuitError([(str(self.config_path), f"{what} needs the circuit's MEA and livn parameters, "
-                                                        f"which a circuit not built by livn does not have "
-                                                        f"(no 'livn' block)")])
-        return self.livn
-
     @cached_property
     def electrodes(self) -> np.ndarray:
         """(channels, 3) electrode centres in µm; (0, 3) for a circuit without an MEA."""
@@ -500,6 +491,3 @@ def _expand_all(block, base: Path, config: dict | None = None):
         return _expand(config, base, block)
     return block
 
-
-def is_finite_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -19,9 +19,9 @@ import math
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from reports import write_spike_report
 from runtime import Simulation, load
 
 here = Path(__file__).resolve().parent
@@ -38,7 +38,6 @@ simulation = Simulation(description, arrays, dt={dt!r}, codegen=args.codegen)
 simulation.record_spikes()
 gids, times, _ = simulation.run(args.duration)
 args.output.parent.mkdir(parents=True, exist_ok=True)
-tmp = args.output.with_name(args.output.name + ".tmp")
 spikes = {{}}
 for name, entry in description["groups"].items():
     if entry["kind"] == "cells":
@@ -46,15 +45,7 @@ for name, entry in description["groups"].items():
         ids, at = spikes.get(entry["population"], (np.zeros(0, np.int64), np.zeros(0)))
         spikes[entry["population"]] = (np.concatenate([ids, gids[own] - description["offsets"][entry["population"]]]),
                                        np.concatenate([at, times[own]]))
-with h5py.File(tmp, "w") as h5:  # SONATA spike report, sorted by time, per node population
-    for population, (ids, at) in spikes.items():
-        order = np.lexsort((ids, at))
-        group = h5.create_group("spikes/" + population)
-        group.attrs.create("sorting", 2, dtype=h5py.enum_dtype({{"none": 0, "by_id": 1, "by_time": 2}}, basetype="u1"))
-        group.create_dataset("node_ids", data=ids[order].astype(np.uint64))
-        group.create_dataset("timestamps", data=at[order])
-        group["timestamps"].attrs["units"] = "ms"
-tmp.replace(args.output)
+write_spike_report(args.output, spikes)  # SONATA, per node population, sorted by time
 print(f"{{len(gids)}} spikes from {{len(set(gids.tolist()))}} of {{simulation.num_cells}} cells in {{args.duration:g}} ms "
       f"-> {{args.output}}")
 '''
@@ -110,7 +101,8 @@ class Brian2Target(Target):
         return Brian2Simulation(model, dt, codegen)
 
     def compile(self, model, output: Path, duration: float = 1000.0, dt: float = 0.025) -> Path:
-        """``model.json`` + ``arrays.npz`` (the translated network), ``runtime.py``, ``gid_normal.py``, ``run.py``."""
+        """``model.json`` + ``arrays.npz`` (the translated network), ``runtime.py``, ``gid_normal.py``,
+        ``reports.py`` (livn's SONATA report writer), ``run.py``: runs without livn."""
         from ...build.circuit import atomic_directory
         from .translate import translate
 
@@ -121,6 +113,8 @@ class Brian2Target(Target):
             np.savez(tmp / "arrays.npz", **{k.replace("/", "__"): v for k, v in arrays.items()})
             shutil.copy2(Path(__file__).with_name("runtime.py"), tmp / "runtime.py")
             shutil.copy2(Path(__file__).parent.parent / "gid_normal.py", tmp / "gid_normal.py")
+            # the one SONATA report writer (numpy and h5py only)
+            shutil.copy2(Path(__file__).parents[2] / "sonata" / "reports.py", tmp / "reports.py")
             (tmp / "run.py").write_text(RUN_SCRIPT.format(system=model.name, duration=float(duration), dt=float(dt)))
         return Path(output)
 
