@@ -243,8 +243,11 @@ def compile_(circuit, simulator, output, duration, dt) -> None:
 @click.option("--pulse-rate", type=float, default=10.0, show_default=True, callback=_finite(0.0, maximum=2000.0),
               help="Hz (> 0).")
 @click.option("--coreneuron", is_flag=True, help="NEURON backend: integrate with CoreNEURON (same spikes, faster).")
+@click.option("--voltage", "voltage_gids", default=None, metavar="GIDS",
+              help="Also record every compartment's potential of these cells (e.g. 0,5,80 or 'all') into "
+                   "voltage.h5 (SONATA compartment report, mV, every 0.1 ms).")
 @user_errors
-def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron) -> None:
+def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron, voltage_gids) -> None:
     """Simulate a system; write its spike report and a raster a person can look at."""
     import subprocess
 
@@ -260,10 +263,18 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
     if duration is None:
         duration = float(system.circuit.run_settings.get("tstop", 1000.0))
     backend = _backend(backend)
-    if (ranks > 1 or coreneuron) and (backend != "neuron" or stimulate is not None):
-        click.echo("error: --ranks > 1 and --coreneuron run the NEURON backend without stimulation "
-                   f"(found backend {backend}{', --stimulate' if stimulate is not None else ''})", err=True)
+    if (ranks > 1 or coreneuron) and (backend != "neuron" or stimulate is not None or voltage_gids):
+        click.echo("error: --ranks > 1 and --coreneuron run the NEURON backend without stimulation or voltage "
+                   f"recording (found backend {backend}{', --stimulate' if stimulate is not None else ''}"
+                   f"{', --voltage' if voltage_gids else ''})", err=True)
         sys.exit(2)
+    recorded = None
+    if voltage_gids:
+        try:
+            recorded = None if voltage_gids == "all" else [int(g) for g in voltage_gids.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"expected gids like 0,5,80 or 'all', found {voltage_gids!r}",
+                                     param_hint="--voltage") from None
     if stimulate is not None and system.num_channels == 0:
         raise ValueError(f"--stimulate: {system.name} has no MEA (a circuit not built by livn)")
     _checked(system, backend)
@@ -287,21 +298,45 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
     else:
         env = Env(system, backend=backend)
         env.record_spikes()
+        voltages = None
+        if voltage_gids:
+            env.record_voltage(recorded, dt=0.1)
+            voltages = {}
         stimulus = None
         if stimulate is not None:
             stimulus = pulse_train(duration, range(system.num_channels), system.num_channels, stimulate, pulse_rate,
                                    dt=env.dt)
         start = time.perf_counter()
-        it, t = run_with_progress(env, duration, stimulus, system.name)
+        it, t = run_with_progress(env, duration, stimulus, system.name, voltages)
         wall = time.perf_counter() - start
         env.close()
         write_spike_report(output / "spikes.h5", spikes_by_population(system.network, it, t))
+        if voltages:
+            _write_voltages(system, voltages, output / "voltage.h5", dt=0.1)
     picture = plot_activity(system, it, t, output / "raster.png", duration=duration)
     click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({backend})")
     for p in system.populations:
         click.echo(f"  {p}: {mean_rate(it, t, system.gids(p), 0, duration):.2f} Hz")
     click.echo(f"  branching ratio (4 ms bins): {branching_ratio(t, 0, duration):.2f}")
     click.echo(f"  spikes: {output / 'spikes.h5'}\n  raster: {picture}")
+    if voltage_gids and ranks == 1 and not coreneuron:
+        click.echo(f"  voltage: {output / 'voltage.h5'}")
+
+
+def _write_voltages(system, voltages: dict, path: Path, dt: float) -> None:
+    """gid -> (compartments, samples) potentials as SONATA compartment reports, one per population."""
+    import numpy as np
+
+    from .sonata import write_compartment_report
+
+    reports = {}
+    for pop in system.network.populations.values():
+        gids = [g for g in sorted(voltages) if pop.offset <= g < pop.offset + pop.size]
+        if gids:
+            node_ids = np.concatenate([np.full(len(voltages[g]), g - pop.offset) for g in gids])
+            elements = np.concatenate([np.arange(len(voltages[g])) for g in gids])
+            reports[pop.name] = (node_ids, elements, np.concatenate([voltages[g] for g in gids]).T)
+    write_compartment_report(path, reports, 0.0, dt, "mV")
 
 
 def _gids_of(system, reports):

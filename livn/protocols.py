@@ -45,13 +45,16 @@ class Dynamics:
                 f"measured over {self.duration - self.transient:g} ms after a {self.transient:g} ms transient")
 
 
-def run_with_progress(env, duration: float, stimulus=None, label: str = "") -> tuple[np.ndarray, np.ndarray]:
+def run_with_progress(env, duration: float, stimulus=None, label: str = "", voltages: dict | None = None):
     """Run ``env`` for ``duration`` ms in pieces, with a progress bar on a terminal for runs
-    of 500 ms or more; return the spike gids and times of the whole run."""
+    of 500 ms or more; return the spike gids and times of the whole run (and, into
+    ``voltages`` if given, gid -> (compartments, samples) potentials of the recorded cells)."""
     from tqdm import tqdm
 
     if duration < 500 or not sys.stderr.isatty():
         result = env.run(duration, stimulus=stimulus)  # nobody watches: one call, no per-call overhead
+        if voltages is not None:
+            voltages.update(result.voltages)
         return result.it, result.t
     # every call costs a fixed overhead (Brian2: ~0.25 s), so pieces are a 25th of the run, >= 250 ms
     chunk = max(250.0, duration / 25)
@@ -65,6 +68,9 @@ def run_with_progress(env, duration: float, stimulus=None, label: str = "") -> t
             result = env.run(step, stimulus=piece)
             gids.append(result.it)
             times.append(result.t)
+            if voltages is not None:
+                for gid, trace in result.voltages.items():
+                    voltages[gid] = np.concatenate([voltages[gid], trace], axis=1) if gid in voltages else trace
             done, k = done + step, k + 1
             bar.update(step)
     return np.concatenate(gids), np.concatenate(times)

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from conftest import run_livn
 
 
@@ -149,3 +151,24 @@ def test_compiled_neuron_config_takes_threshold_and_v_init_from_the_cells(tmp_pa
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "n" / "simulation_config.json").read_text())
     assert config["run"]["spike_threshold"] == 0.0 and "v_init" not in config["conditions"]
+
+
+def test_run_writes_a_voltage_report_libsonata_reads(tmp_path):
+    """``--voltage`` records every compartment of the chosen cells into a SONATA compartment
+    report; libsonata reads back the same potentials (soma of EXC cells starts at -69.8 mV)."""
+    import libsonata
+    import numpy as np
+
+    result = run_livn("run", "EI1", "--duration", "50", "--voltage", "0,9", "-o", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = libsonata.ElementReportReader(str(tmp_path / "run" / "voltage.h5"))["EI1"]
+    assert sorted(report.get_node_ids()) == [0, 9]
+    frame = report.get(node_ids=[0, 9])
+    data = np.asarray(frame.data)
+    assert data.shape == (500, 4)  # 50 ms every 0.1 ms; two compartments per cell
+    assert [tuple(map(int, i)) for i in frame.ids] == [(0, 0), (0, 1), (9, 0), (9, 1)]
+    assert data[0, 0] == pytest.approx(-69.8, abs=1e-4) and data[0, 2] == pytest.approx(-64.3, abs=1e-4)
+    bad = run_livn("run", "EI1", "--duration", "10", "--voltage", "0,x")
+    assert bad.returncode == 2 and "expected gids like 0,5,80" in bad.stderr
+    unknown = run_livn("run", "EI1", "--duration", "10", "--voltage", "42", "-o", tmp_path / "run2")
+    assert unknown.returncode == 1 and "gids [42] are not simulated cells" in unknown.stderr

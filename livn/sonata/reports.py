@@ -70,30 +70,30 @@ def read_spike_report(path, population: str) -> tuple[np.ndarray, np.ndarray]:
     return reports[population]
 
 
-def write_compartment_report(path, population: str, node_ids, element_ids, data: np.ndarray,
-                             start: float, dt: float, units: str) -> Path:
-    """A SONATA compartment report (``/report/<population>``): ``data`` (samples, elements)."""
+def write_compartment_report(path, reports: dict, start: float, dt: float, units: str) -> Path:
+    """A SONATA compartment report: ``{population: (node ids, element ids, data)}`` with one
+    node id and element id (compartment index) per column of ``data`` (samples, elements);
+    a node's columns are contiguous. Written atomically."""
     import h5py
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    node_ids = np.asarray(node_ids, dtype=np.uint64)
-    element_ids = np.asarray(element_ids, dtype=np.uint32)
-    unique, first = np.unique(node_ids, return_index=True)
-    order = np.argsort(first)
-    pointers = np.append(np.sort(first), len(node_ids)).astype(np.uint64)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as h5:
-            group = h5.create_group(f"report/{population}")
-            group.create_dataset("data", data=np.asarray(data, dtype=np.float32))
-            group["data"].attrs["units"] = units
-            mapping = group.create_group("mapping")
-            mapping.create_dataset("node_ids", data=unique[order])
-            mapping.create_dataset("index_pointers", data=pointers)
-            mapping.create_dataset("element_ids", data=element_ids)
-            mapping.create_dataset("time", data=np.array([start, start + dt * len(data), dt]))
-            mapping["time"].attrs["units"] = "ms"
+            for population, (node_ids, element_ids, data) in reports.items():
+                node_ids = np.asarray(node_ids, dtype=np.uint64)
+                unique, first = np.unique(node_ids, return_index=True)
+                order = np.argsort(first)
+                group = h5.create_group(f"report/{population}")
+                group.create_dataset("data", data=np.asarray(data, dtype=np.float32))
+                group["data"].attrs["units"] = units
+                mapping = group.create_group("mapping")
+                mapping.create_dataset("node_ids", data=unique[order])
+                mapping.create_dataset("index_pointers", data=np.append(np.sort(first), len(node_ids)).astype(np.uint64))
+                mapping.create_dataset("element_ids", data=np.asarray(element_ids, dtype=np.uint32))
+                mapping.create_dataset("time", data=np.array([start, start + dt * len(data), dt]))
+                mapping["time"].attrs["units"] = "ms"
         os.replace(tmp, path)
     finally:
         if tmp.exists():
