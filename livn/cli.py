@@ -111,7 +111,7 @@ def validate(targets, simulators) -> None:
             continue
         spec, problems = check_spec(path)
         if spec is not None:
-            problems = problems + _target_problems(spec, simulators)
+            problems = problems + _size_problems(spec) + _target_problems(spec, simulators)
         _report(problems)
         errors = sum(p.severity == "error" for p in problems)
         if spec is None or errors:
@@ -122,6 +122,18 @@ def validate(targets, simulators) -> None:
             click.echo(f"{path}: OK ({spec.num_neurons} neurons, {len(spec.populations)} populations, "
                        f"{len(spec.projections)} projections, {spec.mea.grid[0] * spec.mea.grid[1]} MEA channels{checked})")
     sys.exit(1 if failed else 0)
+
+
+def _size_problems(spec) -> list:
+    """A build that would not fit in this machine's memory, as a problem (see livn.build.estimate)."""
+    from .build.estimate import available_memory, estimate
+    from .spec.problems import Problem, relative_name
+
+    cost, memory = estimate(spec), available_memory()
+    if cost.memory_bytes <= 0.8 * memory:
+        return []
+    return [Problem(relative_name(spec.path), None, "culture.neurons",
+                    f"building {spec.name} would take {cost}; this machine has {memory / 1e9:.3g} GB available")]
 
 
 def _target_problems(spec, simulators) -> list:

@@ -15,6 +15,7 @@ from ..spec import SystemSpec
 from ..spec.neuroml import SEGMENT_GROUPS
 from . import sonata
 from .connectivity import connect
+from .estimate import available_memory, estimate
 from .mea import electrode_positions
 from .morphology import neuroml_to_swc
 from .placement import place
@@ -107,7 +108,21 @@ def build_circuit(spec: SystemSpec, output: Path) -> Path:
     """Build ``spec`` into a SONATA circuit at ``output`` and return its path.
 
     Deterministic: the same spec (and seed) gives identical datasets.
+
+    Raises
+    ------
+    SpecError
+        When the build's estimated memory (:mod:`.estimate`) exceeds what the machine has.
     """
+    cost = estimate(spec)
+    memory = available_memory()
+    if cost.memory_bytes > 0.8 * memory:
+        from ..spec import Problem, SpecError
+
+        raise SpecError([Problem(str(spec.path), None, "culture.neurons",
+                                 f"building {spec.name} would take {cost}; this machine has "
+                                 f"{memory / 1e9:.3g} GB available: use fewer neurons, a "
+                                 f"larger culture or a narrower kernel (sigma, cutoff)")])
     positions, rotation = place(spec)
     connections = [connect(spec, positions, projection) for projection in spec.projections]
     electrodes = electrode_positions(spec.mea, spec.size)

@@ -5,6 +5,7 @@ The document is data, never code: only YAML's safe core types are constructed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,20 @@ def load_document(path: Path) -> Document:
     path = Path(path)
     doc = Document(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as err:
         doc.problems.append(Problem(doc.name, None, "", f"cannot read the file: {err.strerror}"))
+        return doc
+    if len(raw) > MAX_BYTES:
+        doc.problems.append(Problem(doc.name, None, "", f"the file has {len(raw)} bytes; a spec has at most "
+                                                        f"{MAX_BYTES} (it is a text a person edits)"))
+        return doc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        doc.problems.append(Problem(doc.name, line, "", f"not UTF-8 text (byte {raw[err.start]:#04x} at offset "
+                                                        f"{err.start}): save the file as UTF-8"))
         return doc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -77,18 +89,38 @@ def load_document(path: Path) -> Document:
         line = mark.line + 1 if mark is not None else None
         doc.problems.append(Problem(doc.name, line, "", f"not valid YAML: {getattr(err, 'problem', err)}"))
         return doc
+    except RecursionError:
+        doc.problems.append(Problem(doc.name, None, "", f"nested too deeply to read (a spec nests a few levels; "
+                                                        f"at most {MAX_DEPTH})"))
+        return doc
     if node is None:
         doc.data = None
         return doc
     constructor = yaml.SafeLoader("")
+    budget = [MAX_VALUES]
     try:
-        doc.data = _construct(node, (), doc, constructor)
+        doc.data = _construct(node, (), doc, constructor, budget)
     except yaml.YAMLError as err:  # e.g. a tag asking for a Python object: specs are data only
         mark = getattr(err, "problem_mark", None)
         doc.data = None
         doc.problems.append(Problem(doc.name, mark.line + 1 if mark else None, "",
                                     f"not valid YAML: {getattr(err, 'problem', None) or err}"))
+    except _TooLarge as err:
+        doc.data = None
+        doc.problems.append(Problem(doc.name, err.line, "", str(err)))
     return doc
+
+
+#: limits of a spec document: bytes, values after aliases are expanded, nesting depth
+MAX_BYTES = 1_000_000
+MAX_VALUES = 100_000
+MAX_DEPTH = 50
+
+
+class _TooLarge(ValueError):
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.line = line
 
 
 #: YAML's core tags; any other tag (e.g. !!python/object) is refused: specs are data only
@@ -96,7 +128,13 @@ _CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", 
                                                   "timestamp", "merge", "binary")}
 
 
-def _construct(node: yaml.Node, key: PathKey, doc: Document, constructor: yaml.SafeLoader) -> Any:
+def _construct(node: yaml.Node, key: PathKey, doc: Document, constructor: yaml.SafeLoader, budget: list) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge(f"the document expands to more than {MAX_VALUES} values (YAML aliases repeating a "
+                        f"structure?); a spec is far smaller", node.start_mark.line + 1)
+    if len(key) > MAX_DEPTH:
+        raise _TooLarge(f"nested more than {MAX_DEPTH} levels deep; a spec nests a few", node.start_mark.line + 1)
     doc.lines[key] = node.start_mark.line + 1
     if node.tag not in _CORE_TAGS:
         doc.problems.append(Problem(doc.name, node.start_mark.line + 1, dotted(key),
@@ -116,10 +154,14 @@ def _construct(node: yaml.Node, key: PathKey, doc: Document, constructor: yaml.S
                                             f"duplicate key {name!r} (first defined on line "
                                             f"{doc.lines[key + (name,)]})"))
                 continue
-            out[name] = _construct(value_node, key + (name,), doc, constructor)
+            out[name] = _construct(value_node, key + (name,), doc, constructor, budget)
             doc.lines[key + (name,)] = key_node.start_mark.line + 1  # report a value at its key
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(child, key + (i,), doc, constructor) for i, child in enumerate(node.value)]
-    return constructor.construct_object(node, deep=True)
+        return [_construct(child, key + (i,), doc, constructor, budget) for i, child in enumerate(node.value)]
+    value = constructor.construct_object(node, deep=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        doc.problems.append(Problem(doc.name, node.start_mark.line + 1, dotted(key),
+                                    f"expected a finite number, found {node.value!r}"))
+    return value
 

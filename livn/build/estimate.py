@@ -1,0 +1,73 @@
+"""What a build will cost, estimated from the spec before anything is allocated.
+
+The connectivity rule p(d) = p_max·exp(−d²/2σ²) with no pair below ``cutoff`` has, for cells
+spread uniformly over a culture of area A, on average n_t·n_s·πr²/A candidate pairs within
+the cutoff distance r and n_t·n_s·2πσ²(p_max − cutoff)/A edges (both capped at n_t·n_s;
+edge effects only lower them). The build holds every candidate pair of a projection at once
+(KD-tree query, sort, one uniform each), ~:data:`BYTES_PER_CANDIDATE`, and writes one edge per
+(connection, receptor), ~:data:`BYTES_PER_EDGE` on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from ..spec import SystemSpec
+
+BYTES_PER_CANDIDATE = 96  # i, j, distance; target/source/distance copies; sort order; uniform
+BYTES_PER_EDGE = 48  # source, target, type, group index; syn_weight, delay, section id/pos, distance
+
+
+@dataclass(frozen=True)
+class Estimate:
+    cells: int
+    candidate_pairs: float
+    edges: float
+    memory_bytes: float
+    disk_bytes: float
+
+    def __str__(self) -> str:
+        return (f"{self.cells} cells, ~{self.candidate_pairs:.2g} candidate pairs, ~{self.edges:.2g} edges: "
+                f"~{_size(self.memory_bytes)} of memory, ~{_size(self.disk_bytes)} on disk")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} EB"
+
+
+def estimate(spec: SystemSpec) -> Estimate:
+    """The cost of building ``spec`` (expected values)."""
+    area = max(spec.size[0] * spec.size[1], 1e-9)
+    candidates, edges, peak = 0.0, 0.0, 0.0
+    for projection in spec.projections:
+        pairs = float(spec.population(projection.source).count) * float(spec.population(projection.target).count)
+        kernel = projection.kernel
+        r = kernel.max_distance
+        within = min(pairs, pairs * math.pi * r * r / area)
+        connected = min(within, pairs * 2 * math.pi * kernel.sigma ** 2 * max(kernel.p_max - kernel.cutoff, 0) / area)
+        candidates += within
+        edges += connected * len(projection.receptors)
+        peak = max(peak, within * BYTES_PER_CANDIDATE)
+    memory = peak + edges * BYTES_PER_EDGE * 2  # the projection being drawn, and every edge before writing
+    return Estimate(spec.num_neurons, candidates, edges, memory, edges * BYTES_PER_EDGE)
+
+
+def available_memory() -> float:
+    """Bytes of memory this machine can give a build (Linux: MemAvailable), else the physical memory."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
