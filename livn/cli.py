@@ -50,7 +50,7 @@ def user_errors(command):
         except TargetError as err:
             _report(err.problems)
             click.echo(f"error: {str(err).splitlines()[0]}", err=True)
-        except (ValueError, KeyError, TypeError, FileExistsError, FileNotFoundError, RuntimeError) as err:
+        except (ValueError, KeyError, TypeError, OSError, RuntimeError) as err:  # files, paths, arguments
             if os.environ.get("LIVN_DEBUG"):
                 raise
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -172,7 +172,8 @@ def build(target, output) -> None:
     from .system import System, predefined, resolve_spec
 
     start = time.perf_counter()
-    if output is None and str(target) in predefined_names() and not Path(target).exists():
+    if output is None and str(target) in predefined_names() and not Path(target).is_file():
+        # a predefined system without -o goes to the cache, whatever folder of that name is here
         path = predefined(str(target))
     else:
         spec = load_spec(resolve_spec(target))

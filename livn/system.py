@@ -12,17 +12,18 @@ import platformdirs
 from filelock import FileLock
 
 from .build import BUILD_FORMAT
+from .build.output import verify
 from .build.mea import channel_members
 from .resources import predefined_names, spec_path
 from .spec import SpecError, SystemSpec, load_spec
 from .spec.problems import Problem
 
 
-def build_circuit(spec: SystemSpec, output: Path) -> Path:
+def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
     """:func:`livn.build.circuit.build_circuit`, imported when a build is needed (it needs libsonata)."""
     from .build.circuit import build_circuit as build
 
-    return build(spec, output)
+    return build(spec, output, owned=owned)
 
 
 def cache_root() -> Path:
@@ -62,13 +63,23 @@ def predefined(name: str) -> Path:
         raise ValueError(f"unknown system {name!r}; predefined systems: {', '.join(predefined_names())}")
     spec = load_spec(spec_path(name))
     target = cache_root() / "systems" / f"{name}-{content_hash(spec)[:16]}"
-    if (target / "circuit_config.json").is_file():
+    if _intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if not (target / "circuit_config.json").is_file():
-            build_circuit(spec, target)
+        if not _intact(target):
+            if target.exists():
+                import warnings
+
+                warnings.warn(f"the cached circuit {target} is damaged ({'; '.join(verify(target)[:3])}): "
+                              f"building it again", RuntimeWarning, stacklevel=2)
+            build_circuit(spec, target, owned=True)
     return target
+
+
+def _intact(directory: Path) -> bool:
+    """A cache entry is trusted only when every file it was written with is there, at its size."""
+    return (directory / "circuit_config.json").is_file() and verify(directory) == []
 
 
 class System:

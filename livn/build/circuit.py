@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from .morphology import neuroml_to_swc
 from .placement import place
 
 from . import BUILD_FORMAT
+from .output import atomic_directory
 
 NETWORK_DIR = "network"
 COMPONENTS_DIR = "components"
@@ -33,33 +33,6 @@ def node_population(spec: SystemSpec) -> str:
 
 def edge_population(spec: SystemSpec) -> str:
     return f"{spec.name}_to_{spec.name}"
-
-
-@contextmanager
-def atomic_directory(output: Path, marker: str = "circuit_config.json"):
-    """Yield a temporary directory beside ``output``; on success it replaces ``output``.
-
-    On any error the temporary directory is removed and ``output`` is left as it was. An
-    existing ``output`` is replaced only if it is empty or holds ``marker`` (it is one of ours).
-    """
-    output = Path(output).absolute()
-    if output.exists() and any(output.iterdir()) and not (output / marker).is_file():
-        raise FileExistsError(f"{output} exists and is not a livn output (no {marker}); refusing to replace it")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if output.exists():
-        old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(output, old)
-    os.rename(tmp, output)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def copy_components(spec: SystemSpec, components: Path) -> None:
@@ -104,10 +77,11 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
     return block
 
 
-def build_circuit(spec: SystemSpec, output: Path) -> Path:
+def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
     """Build ``spec`` into a SONATA circuit at ``output`` and return its path.
 
-    Deterministic: the same spec (and seed) gives identical datasets.
+    Deterministic: the same spec (and seed) gives identical datasets. ``owned``: ``output`` is
+    livn's own (a cache entry) and may be replaced whatever it holds.
 
     Raises
     ------
@@ -158,7 +132,7 @@ def build_circuit(spec: SystemSpec, output: Path) -> Path:
     type_id = np.concatenate(type_ids)
     order = np.lexsort((type_id, source, target))
 
-    with atomic_directory(output) as tmp:
+    with atomic_directory(output, owned=owned) as tmp:
         network = tmp / NETWORK_DIR
         network.mkdir()
         pop, edge_pop = node_population(spec), edge_population(spec)

@@ -330,6 +330,8 @@ class Circuit:
             problems += self._open_nodes(entry)
         for entry in config["networks"].get("edges", []):
             problems += self._open_edges(entry)
+        if not problems:
+            problems += self._consistency()
         if problems:
             self.close()
             raise CircuitError(problems)
@@ -344,7 +346,10 @@ class Circuit:
     def _open(self, path: Path):
         import h5py
 
-        handle = h5py.File(path, "r")
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as err:  # truncated, not HDF5, unreadable
+            raise CircuitError([(str(path), f"cannot read this HDF5 file ({err}); rebuild the circuit")]) from None
         self._files.append(handle)
         return handle
 
@@ -361,7 +366,10 @@ class Circuit:
                 problems.append((str(self.config_path), f"{p} does not exist"))
         if problems:
             return problems
-        h5 = self._open(path)
+        try:
+            h5 = self._open(path)
+        except CircuitError as err:
+            return err.problems
         types = read_types_csv(types_path, "node_type_id") if types_path else {}
         declared = entry.get("populations") or {}
         for name in h5.get("nodes", {}):
@@ -393,7 +401,10 @@ class Circuit:
                     if p is not None and not p.is_file()]
         if problems:
             return problems
-        h5 = self._open(path)
+        try:
+            h5 = self._open(path)
+        except CircuitError as err:
+            return err.problems
         types = read_types_csv(types_path, "edge_type_id") if types_path else {}
         for name in h5.get("edges", {}):
             pop = h5[f"edges/{name}"]
@@ -410,6 +421,24 @@ class Circuit:
             type_ids = pop["edge_type_id"][:].astype(np.int64)
             attributes = _Attributes(pop, type_ids, types, "edge_type_id", "edge_group_id", "edge_group_index")
             self.edges[name] = EdgePopulation(name, len(type_ids), source, target, path, types_path, pop, attributes)
+        return problems
+
+    def _consistency(self) -> list:
+        """Edges must connect nodes that exist (a config pointing at another circuit's files)."""
+        problems = []
+        for name, pop in self.edges.items():
+            for end, population in (("source", pop.source), ("target", pop.target)):
+                nodes = self.nodes.get(population)
+                if nodes is None:
+                    problems.append((str(pop._file), f"edge population {name}: its {end} node population "
+                                                     f"{population!r} is not in the circuit"))
+                    continue
+                index = pop._h5.get(f"indices/{'target_to_source' if end == 'target' else 'source_to_target'}")
+                ranges = None if index is None else (index.get("node_id_to_ranges") or index.get("node_id_to_range"))
+                if ranges is not None and len(ranges) > nodes.size:
+                    problems.append((str(pop._file), f"edge population {name}: indexes {len(ranges)} {end} nodes but "
+                                                     f"{population} has {nodes.size}: the nodes and edges files do "
+                                                     f"not belong together"))
         return problems
 
     def close(self) -> None:

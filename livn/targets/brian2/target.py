@@ -103,7 +103,7 @@ class Brian2Target(Target):
     def compile(self, model, output: Path, duration: float = 1000.0, dt: float = 0.025) -> Path:
         """``model.json`` + ``arrays.npz`` (the translated network), ``runtime.py``, ``gid_normal.py``,
         ``reports.py`` (livn's SONATA report writer), ``run.py``: runs without livn."""
-        from ...build.circuit import atomic_directory
+        from ...build.output import atomic_directory
         from .translate import translate
 
         description, arrays = translate(model, dt)

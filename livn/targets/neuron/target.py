@@ -116,7 +116,7 @@ class NeuronTarget(Target):
 
     def compile(self, model, output: Path, duration: float = 1000.0, dt: float = 0.025) -> Path:
         """``mechanisms/*.mod`` (compiled there with nrnivmodl), ``simulation_config.json``, ``run.py``."""
-        from ...build.circuit import atomic_directory
+        from ...build.output import atomic_directory
         from .nmodl import network_mechanisms, nrnivmodl, write_mechanisms
 
         mechs = network_mechanisms(model)
