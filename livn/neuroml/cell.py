@@ -280,7 +280,7 @@ def _segment_groups(cell_element):
     morphology = next((e for e in cell_element if _local(e.tag) == "morphology"), None)
     if morphology is None:
         return None
-    segments = {int(s.get("id")): s for s in morphology if _local(s.tag) == "segment"}
+    segments = {_segment_id(s): s for s in morphology if _local(s.tag) == "segment"}
     raw = {g.get("id"): g for g in morphology if _local(g.tag) == "segmentGroup"}
     cache: dict = {}
 
@@ -294,7 +294,7 @@ def _segment_groups(cell_element):
         for child in element:
             tag = _local(child.tag)
             if tag == "member":
-                out.add(int(child.get("segment")))
+                out.add(_segment_id(child))
             elif tag == "include":
                 out |= members(child.get("segmentGroup"), trail + (group_id,))
         cache[group_id] = out
@@ -311,7 +311,29 @@ def _segment_groups(cell_element):
 
 
 def _point(element) -> tuple:
-    return tuple(float(element.get(k)) for k in ("x", "y", "z", "diameter"))
+    """(x, y, z, diameter) µm of a <proximal>/<distal> point: finite numbers, diameter > 0."""
+    values = []
+    for k in ("x", "y", "z", "diameter"):
+        text = element.get(k)
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise NeuroMLError([(*_where(element), f"<{_local(element.tag)}> {k}={text!r}: expected a number "
+                                                   f"(µm)")]) from None
+        if not math.isfinite(value) or (k == "diameter" and value <= 0):
+            raise NeuroMLError([(*_where(element), f"<{_local(element.tag)}> {k}={text!r}: expected a finite "
+                                                   f"number{' > 0' if k == 'diameter' else ''} (µm)")])
+        values.append(value)
+    return tuple(values)
+
+
+def _segment_id(element) -> int:
+    text = element.get("id") if _local(element.tag) == "segment" else element.get("segment")
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise NeuroMLError([(*_where(element), f"<{_local(element.tag)}> segment id {text!r}: expected a "
+                                               f"non-negative integer")]) from None
 
 
 def _neuroml_sections(cell_element, path: str):
@@ -321,8 +343,13 @@ def _neuroml_sections(cell_element, path: str):
     for sid, seg in segments.items():
         children = {_local(c.tag): c for c in seg}
         if "parent" in children:
-            parent_of[sid] = int(children["parent"].get("segment"))
+            parent_of[sid] = _segment_id(children["parent"])
+            if parent_of[sid] not in segments:
+                raise NeuroMLError([(*_where(children["parent"]), f"segment {sid}: parent segment "
+                                                                  f"{parent_of[sid]} does not exist")])
             fraction_of[sid] = float(children["parent"].get("fractionAlong", "1"))
+        if "distal" not in children:
+            raise NeuroMLError([(*_where(seg), f"segment {sid} has no <distal> point")])
         distal[sid] = _point(children["distal"])
         if "proximal" in children:
             proximal[sid] = _point(children["proximal"])
@@ -514,8 +541,12 @@ def _biophysics(doc, element, cell_id: str, raw: list, from_swc: bool, source: s
                                                      "use a segmentGroup"))
                     continue
                 channel = read_channel(doc, child.get("ionChannel", ""), _where(child))
-                densities.append(ChannelDensity(channel, group, quantity(child, "condDensity", "conductance_density"),
-                                                quantity(child, "erev", "voltage")))
+                gmax = quantity(child, "condDensity", "conductance_density")
+                if gmax < 0:
+                    problems.append((*_where(child), f"channelDensity {child.get('id')}: condDensity must be >= 0, "
+                                                     f"found {child.get('condDensity')!r}"))
+                    continue
+                densities.append(ChannelDensity(channel, group, gmax, quantity(child, "erev", "voltage")))
             elif tag == "specificCapacitance":
                 cm_by_group[child.get("segmentGroup", "all")] = quantity(child, "value", "capacitance_density")
             elif tag == "initMembPotential":

@@ -288,7 +288,10 @@ CHANNEL_TAGS = {"ionChannelHH", "ionChannel", "ionChannelPassive"}
 
 
 def read_channel(doc: Document, channel_id: str, where=None) -> Channel:
-    element = doc.find(channel_id, CHANNEL_TAGS)
+    element = doc.find(channel_id)
+    if element is not None and _local(element.tag) not in CHANNEL_TAGS:
+        raise NeuroMLError([(*_where(element), f"<{_local(element.tag)} id={channel_id!r}> is not a supported ion "
+                                               f"channel (supported: {', '.join(sorted(CHANNEL_TAGS))})")])
     if element is None:
         raise NeuroMLError([(*(where or (str(doc.path), None)), f"ion channel {channel_id!r} not found "
                                                                 f"(in {doc.path.name} and its includes)")])

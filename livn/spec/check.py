@@ -17,6 +17,11 @@ from .schema import schema_problems
 from .source import Document, load_document
 from .units import UnitError, parse_quantity
 
+#: the largest length a spec may give (µm; 1 m) and the most MEA channels livn simulates
+MAX_LENGTH = 1e6
+MAX_CHANNELS = 65536
+MAX_RESISTIVITY = 1e4  # Ω·m
+
 _PROJECTION = re.compile(r"^\s*(\w+)\s*->\s*(\w+)\s*$")
 _WEIGHT = re.compile(r"^\s*(\w+)\s*->\s*(\w+)\s*\.\s*(\w+)\s*$")
 
@@ -64,6 +69,8 @@ def check_spec(path) -> tuple[SystemSpec | None, list[Problem]]:
     doc = load_document(path)
     if doc.problems and doc.data is None:
         return None, doc.problems
+    if doc.data is None and not doc.problems:
+        return None, [doc.problem((), "the file is empty; expected a spec (a mapping with format, name, culture, ...)")]
     if not isinstance(doc.data, dict):
         return None, doc.problems + [doc.problem((), f"expected a mapping at the top of the file, found {type(doc.data).__name__}")]
     problems = list(doc.problems) + schema_problems(doc)
@@ -125,8 +132,14 @@ class _Meaning:
             return None
         if positive and not number > 0:
             self.error(key, f"expected a {dimension} > 0, found {value!r}")
-        elif nonnegative and number < 0:
+            return None
+        if nonnegative and number < 0:
             self.error(key, f"expected a {dimension} ≥ 0, found {value!r}")
+            return None
+        if dimension == "length" and abs(number) > MAX_LENGTH:
+            self.error(key, f"expected a length of at most {MAX_LENGTH / 1e6:g} m (a culture, an electrode array), "
+                            f"found {value!r}")
+            return None
         return number
 
     def file(self, key, kind) -> Path | None:
@@ -281,6 +294,10 @@ class _Meaning:
                     valid = False
                     self.error(key, f"unknown population {end!r}; defined populations: {', '.join(populations) or 'none'}")
             for i, r in enumerate(entry.get("receptors") or []):
+                if not isinstance(r, str):
+                    valid = False
+                    self.error(key + ("receptors", i), f"expected a receptor name, found {r!r}")
+                    continue
                 if r not in receptors:
                     valid = False
                     self.error(key + ("receptors", i), f"unknown receptor {r!r}; defined receptors: {', '.join(receptors) or 'none'}")
@@ -321,6 +338,11 @@ class _Meaning:
         offset = self.quantity(("mea", "offset"), "length", nonnegative=True)
         recording = self.quantity(("mea", "recording_radius"), "length", positive=True)
         rho = self.quantity(("mea", "resistivity"), "resistivity", positive=True) if self.get("mea", "resistivity") else 3.5
+        if rho is not None and rho > MAX_RESISTIVITY:
+            self.error(("mea", "resistivity"), f"expected the extracellular medium's resistivity (0.5-10 ohm m for "
+                                               f"saline and tissue), at most {MAX_RESISTIVITY:g} ohm m; found "
+                                               f"{self.get('mea', 'resistivity')!r}")
+            rho = None
         grid = self.get("mea", "grid")
         if pitch is None or None in size:
             return None
@@ -332,6 +354,11 @@ class _Meaning:
             grid = (n, n)
         else:
             grid = tuple(grid)
+        if grid[0] * grid[1] > MAX_CHANNELS:
+            self.error(("mea", "grid"), f"a {grid[0]} x {grid[1]} grid has {grid[0] * grid[1]} electrodes; livn "
+                                        f"simulates at most {MAX_CHANNELS} channels (a larger pitch, or a smaller grid)")
+            return None
+        if self.get("mea", "grid") != "fit":
             for axis, (count, extent) in enumerate(zip((grid[1], grid[0]), size)):
                 if (count - 1) * pitch > extent:
                     self.error(("mea", "grid"), f"a grid of {count} electrodes at {pitch:g} um pitch spans "
@@ -350,6 +377,10 @@ class _Meaning:
             if name not in wanted:
                 self.error(("defaults", "weights", label),
                            f"{label!r} names no projection receptor; expected one of: {', '.join(wanted)}")
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                self.error(("defaults", "weights", label), f"expected a weight: a finite number >= 0 (multiples of "
+                                                           f"the receptor's unit conductance), found {value!r}")
                 continue
             found[name] = value
         missing = [w for w in wanted if w not in found]

@@ -47,8 +47,10 @@ def read_neuroml(path: Path, problems: list, seen: dict) -> NeuroMLFile | None:
     name = relative_name(path)
     try:
         tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
-    except OSError:
-        problems.append(Problem(name, None, "", "cannot read the file"))
+    except OSError as err:
+        reason = ("not UTF-8 text (invalid bytes for its encoding): save it as UTF-8" if "encoding" in str(err)
+                  else f"cannot read the file: {err.strerror or err}")
+        problems.append(Problem(name, None, "", reason))
         seen[path] = None
         return None
     except etree.XMLSyntaxError as err:

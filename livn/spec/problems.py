@@ -35,7 +35,13 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         at = f" {self.path}:" if self.path else ""
-        return f"{where}: {self.severity}:{at} {self.message}"
+        return f"{where}: {self.severity}:{at} {one_line(self.message)}"
+
+
+def one_line(message: str) -> str:
+    """A message on one line (parsers' messages carry newlines and advice a user cannot act on)."""
+    message = message.replace("use XML_PARSE_HUGE option", "").replace('in "<unicode string>", ', "")
+    return " ".join(message.split()).rstrip(",; ")
 
 
 class SpecError(Exception):

@@ -5,6 +5,7 @@ Canonical units at every boundary: µm, ms, µm/ms, µS, mV, µA, mM, Ω·m.
 
 from __future__ import annotations
 
+import math
 import re
 
 #: dimension -> {unit symbol: factor to the canonical unit}
@@ -47,7 +48,10 @@ def parse_quantity(text: object, dimension: str) -> float:
     value, unit = float(match.group(1)), match.group(2)
     if unit not in units:
         raise UnitError(f"expected {expected}, found unit {unit!r} in {text!r}")
-    return value * units[unit]
+    value *= units[unit]
+    if not math.isfinite(value):
+        raise UnitError(f"expected a finite {dimension}, found {text!r}")
+    return value
 
 
 def format_quantity(value: float, dimension: str) -> str:
