@@ -188,3 +188,22 @@ def test_python_level_bugs_still_show_their_traceback():
     done = subprocess.run([sys.executable, "-c", "import livn.cli as c; c.user_errors(lambda: 1/0)()"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "ZeroDivisionError" in done.stderr and "Traceback" in done.stderr
+
+
+#: (pulse_train arguments, expected message) — the MEA helpers check what they are given
+PULSE_CASES = [
+    ((100, [0], 1, 20, 0), "rate must be a finite number > 0"),
+    ((100, [0], 1, 20, -5), "rate must be a finite number > 0"),
+    ((100, [3], 1, 20, 10), "channels must be integers in 0..0"),
+    ((float("nan"), [0], 1, 20, 10), "duration must be a finite number > 0"),
+    ((100, [0], 1, float("inf"), 10), "amplitude must be a finite number >= 0"),
+    ((100, [0], 0, 20, 10), "num_channels must be a positive integer"),
+]
+
+
+@pytest.mark.parametrize("args, expected", PULSE_CASES)
+def test_stimulus_helpers_check_their_arguments(args, expected):
+    from livn.io import pulse_train
+
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(".", r"\.")):
+        pulse_train(*args)
