@@ -233,30 +233,13 @@ STEP_ON, STEP_OFF = 100.0, 1100.0
 
 
 def _jneuroml_exc_spikes(root: Path) -> dict:
-    """tests/test_conformance.py's reference: tests/models_data's EXC step harness exported by
-    pynml to NEURON, switched to CVODE (1e-7)."""
-    import shutil
-
-    from test_models import DATA, PYNML, STEP_AMPS, VENV_BIN
+    """tests/test_conformance.py's reference: EXC's step harness exported by pynml to NEURON,
+    switched to CVODE (1e-7)."""
+    from test_conformance import neuron_cvode_spikes
+    from test_models import STEP_AMPS
 
     assert STEP_AMPS["EXC"] == STEP_AMPS_EXC
-    shutil.copytree(SPECS, root / "specs", ignore=shutil.ignore_patterns("*.yaml", "*.yml"))
-    shutil.copytree(DATA, root / "tests" / "models_data")
-    run_dir = root / "tests" / "models_data"
-    env = dict(os.environ, NEURON_HOME=str(VENV_BIN.parent), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-    done = subprocess.run([str(PYNML), "LEMS_EXC_step.xml", "-neuron", "-nogui"], cwd=run_dir, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    script = run_dir / "LEMS_EXC_step_nrn.py"
-    text, n = re.subn(r"(ns = NeuronSimulation\(.*)abs_tol=None, rel_tol=None\)", r"\1abs_tol=1e-7, rel_tol=1e-7)",
-                      script.read_text())
-    assert n == 1, "jNeuroML's export changed: cannot switch it to CVODE"
-    script.write_text(text)
-    for command in (["nrnivmodl"], [str(VENV_BIN / "python"), script.name, "-nogui"]):
-        done = subprocess.run(command, cwd=run_dir, env=env, capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    spikes = np.loadtxt(run_dir / "EXC_step.spikes", ndmin=2)
-    return {amp: np.sort(spikes[spikes[:, 0] == k, 1] * 1e3) for k, amp in enumerate(STEP_AMPS_EXC)}
+    return neuron_cvode_spikes("EXC", root)
 
 
 @pytest.mark.slow

@@ -142,8 +142,22 @@ def _take(dataset, index: np.ndarray) -> np.ndarray:
     return dataset[lo:hi][index - lo]
 
 
+class _Tables:
+    """What node and edge populations share: their types table and attribute names."""
+
+    @property
+    def types(self) -> dict[int, dict]:
+        """Rows of the types table, by type id."""
+        return self._attributes.types
+
+    @property
+    def attribute_names(self) -> set[str]:
+        """Every attribute, per element in the HDF5 or per type in the table."""
+        return self._attributes.names()
+
+
 @dataclass
-class NodePopulation:
+class NodePopulation(_Tables):
     """One node population.
 
     Attributes
@@ -166,15 +180,6 @@ class NodePopulation:
     @property
     def node_type_id(self) -> np.ndarray:
         return self._attributes.type_ids
-
-    @property
-    def types(self) -> dict[int, dict]:
-        """Rows of the node types table, by node_type_id."""
-        return self._attributes.types
-
-    @property
-    def attribute_names(self) -> set[str]:
-        return self._attributes.names()
 
     def attribute(self, name: str, ids=None, default=None) -> np.ndarray:
         """Values of ``name`` for node ``ids`` (all if None); HDF5 wins over the types table."""
@@ -211,7 +216,7 @@ class EdgeSelection:
 
 
 @dataclass
-class EdgePopulation:
+class EdgePopulation(_Tables):
     """One edge population between ``source`` and ``target`` node populations."""
 
     name: str
@@ -222,14 +227,6 @@ class EdgePopulation:
     _types_file: Path | None
     _h5: object = field(repr=False, default=None)
     _attributes: _Attributes = field(repr=False, default=None)
-
-    @property
-    def types(self) -> dict[int, dict]:
-        return self._attributes.types
-
-    @property
-    def attribute_names(self) -> set[str]:
-        return self._attributes.names()
 
     def afferent(self, node_ids) -> np.ndarray:
         """Sorted ids of the edges onto ``node_ids`` (read through the index when there is one)."""
