@@ -55,6 +55,15 @@ def user_errors(command):
                 raise
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
             click.echo(f"error: {message}", err=True)
+        except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            click.echo("error: this is a bug in livn, not in your input: please report it with the traceback above",
+                       err=True)
+            sys.exit(70)
         sys.exit(1)
 
     return wrapper

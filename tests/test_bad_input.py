@@ -187,7 +187,8 @@ def test_python_level_bugs_still_show_their_traceback():
     """The CLI's error boundary catches user errors, not bugs: LIVN_DEBUG shows everything."""
     done = subprocess.run([sys.executable, "-c", "import livn.cli as c; c.user_errors(lambda: 1/0)()"],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "ZeroDivisionError" in done.stderr and "Traceback" in done.stderr
+    assert done.returncode == 70 and "ZeroDivisionError" in done.stderr and "Traceback" in done.stderr
+    assert "this is a bug in livn" in done.stderr
 
 
 #: (pulse_train arguments, expected message) — the MEA helpers check what they are given
