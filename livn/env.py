@@ -55,7 +55,8 @@ class Env:
         Integration step, ms (0 < dt <= 1).
     **options
         Target options: Brian2 ``codegen`` ("cython" | "numpy"); NEURON ``field``
-        ("extracellular" | "currents") and ``coreneuron`` (bool). See
+        ("currents", the default: equivalent axial currents, exact for a grounded medium | "extracellular":
+        NEURON's mechanism) and ``coreneuron`` (bool). See
         ``livn.targets.get_target(name).options``.
 
     Raises

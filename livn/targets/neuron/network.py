@@ -65,7 +65,7 @@ class Network:
     """
 
     def __init__(self, model: NetworkModel, dt: float = 0.025, secondorder: int | None = None,
-                 extracellular: bool = True, field: str = "extracellular", coreneuron: bool = False):
+                 extracellular: bool = True, field: str = "currents", coreneuron: bool = False):
         h = _h()
         previous = _ACTIVE[0]() if _ACTIVE else None
         if previous is not None:

@@ -78,8 +78,9 @@ class NeuronTarget(Target):
     name = "neuron"
     description = "NEURON (any section tree; MPI with ParallelContext; optional CoreNEURON)"
     parallel = True
-    options = {"field": "MEA coupling: 'extracellular' (NEURON's mechanism, backward Euler) or 'currents' "
-                        "(the equivalent axial currents, Crank–Nicolson)",
+    options = {"field": "MEA coupling: 'currents' (default: the equivalent axial currents, exact for a grounded "
+                        "medium and any morphology; Crank–Nicolson) or 'extracellular' (NEURON's mechanism, "
+                        "backward Euler, ~9x slower)",
                "coreneuron": "integrate with CoreNEURON (runs without stimulation)"}
 
     def check(self, model, dt: float = 0.025):
@@ -106,7 +107,7 @@ class NeuronTarget(Target):
                 problems.append((model.source, None, str(err)))
         return problems_from(sorted(set(problems), key=str))
 
-    def simulation(self, model, dt: float = 0.025, field: str = "extracellular", coreneuron: bool = False, **options):
+    def simulation(self, model, dt: float = 0.025, field: str = "currents", coreneuron: bool = False, **options):
         if options:
             raise TypeError(f"unknown option(s) for the NEURON target: {', '.join(options)}; "
                             f"options: {', '.join(self.options)}")
