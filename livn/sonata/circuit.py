@@ -350,24 +350,29 @@ class Circuit:
         self._files.append(handle)
         return handle
 
-    def _open_nodes(self, entry: dict) -> list:
-        problems = []
+    def _open_entry(self, entry: dict, kind: str):
+        """(HDF5 file, its path, types table, types path, problems) of a networks.nodes/edges entry."""
         try:
-            path = Path(_expand(self.config, self.directory, entry["nodes_file"]))
+            path = Path(_expand(self.config, self.directory, entry[f"{kind}_file"]))
         except KeyError:
-            return [(str(self.config_path), "a networks.nodes entry has no nodes_file")]
-        types_path = (Path(_expand(self.config, self.directory, entry["node_types_file"]))
-                      if entry.get("node_types_file") else None)
-        for p in (path, types_path):
-            if p is not None and not p.is_file():
-                problems.append((str(self.config_path), f"{p} does not exist"))
+            return None, None, {}, None, [(str(self.config_path), f"a networks.{kind} entry has no {kind}_file")]
+        key = f"{kind[:-1]}_types_file"
+        types_path = Path(_expand(self.config, self.directory, entry[key])) if entry.get(key) else None
+        problems = [(str(self.config_path), f"{p} does not exist") for p in (path, types_path)
+                    if p is not None and not p.is_file()]
         if problems:
-            return problems
+            return None, path, {}, types_path, problems
         try:
             h5 = self._open(path)
         except CircuitError as err:
-            return err.problems
-        types = read_types_csv(types_path, "node_type_id") if types_path else {}
+            return None, path, {}, types_path, err.problems
+        types = read_types_csv(types_path, f"{kind[:-1]}_type_id") if types_path else {}
+        return h5, path, types, types_path, []
+
+    def _open_nodes(self, entry: dict) -> list:
+        h5, path, types, types_path, problems = self._open_entry(entry, "nodes")
+        if h5 is None:
+            return problems
         declared = entry.get("populations") or {}
         for name in h5.get("nodes", {}):
             pop = h5[f"nodes/{name}"]
@@ -388,21 +393,9 @@ class Circuit:
         return problems
 
     def _open_edges(self, entry: dict) -> list:
-        try:
-            path = Path(_expand(self.config, self.directory, entry["edges_file"]))
-        except KeyError:
-            return [(str(self.config_path), "a networks.edges entry has no edges_file")]
-        types_path = (Path(_expand(self.config, self.directory, entry["edge_types_file"]))
-                      if entry.get("edge_types_file") else None)
-        problems = [(str(self.config_path), f"{p} does not exist") for p in (path, types_path)
-                    if p is not None and not p.is_file()]
-        if problems:
+        h5, path, types, types_path, problems = self._open_entry(entry, "edges")
+        if h5 is None:
             return problems
-        try:
-            h5 = self._open(path)
-        except CircuitError as err:
-            return err.problems
-        types = read_types_csv(types_path, "edge_type_id") if types_path else {}
         for name in h5.get("edges", {}):
             pop = h5[f"edges/{name}"]
 

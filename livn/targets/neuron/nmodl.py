@@ -530,7 +530,7 @@ def network_mechanisms(network) -> MechanismSet:
 
 
 def write_mechanisms(source, directory) -> list[Path]:
-    """Write the ``.mod`` files of ``source`` (a :class:`MechanismSet` or a SystemSpec) into
+    """Write the ``.mod`` files of ``source`` (a :class:`MechanismSet` or a network model) into
     ``directory`` (created if needed); return their paths. Other files are left alone, but
     note that :func:`compile_mechanisms` compiles every ``.mod`` file of a directory."""
     mechs = source if isinstance(source, MechanismSet) else network_mechanisms(source)
