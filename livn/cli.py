@@ -96,11 +96,17 @@ def main() -> None:
     """livn: declarative neuronal cultures -> SONATA circuits -> simulations."""
 
 
+_SCALE = click.option("--scale", type=float, default=1.0, show_default=True, callback=_finite(0.0, maximum=1.0),
+                      help="Fraction of a predefined system or spec to build: area and cell counts scale, "
+                           "densities and synapses per cell stay (e.g. 0.002).")
+
+
 @main.command()
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--target", "simulators", multiple=True, type=click.Choice(target_names()),
               help="Also report what this simulator target cannot run (repeatable).")
-def validate(targets, simulators) -> None:
+@_SCALE
+def validate(targets, simulators, scale) -> None:
     """Check spec files (or predefined systems by name); report every problem at once.
 
     The NeuroML files are read as strictly as the YAML (units, ids, supported elements);
@@ -118,7 +124,7 @@ def validate(targets, simulators) -> None:
             _report(err.problems)
             failed = True
             continue
-        spec, problems = check_spec(path)
+        spec, problems = check_spec(path, scale)
         if spec is not None:
             problems = problems + _size_problems(spec) + _target_problems(spec, simulators)
         _report(problems)
@@ -154,7 +160,7 @@ def _target_problems(spec, simulators) -> list:
     from .spec.problems import relative_name
     from .targets import get_target
 
-    cells = [read_cell(p.cell, p.cell_id) for p in spec.populations]
+    cells = [read_cell(p.cell, p.cell_id) for p in spec.simulated]
     synapses = {r.name: read_synapse(r.model, r.component_id) for r in spec.receptors}
     components = Components(cells, synapses, str(spec.path))
     problems = []
@@ -169,8 +175,9 @@ def _target_problems(spec, simulators) -> list:
 @click.argument("target")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Circuit directory to write (default: the user cache, as predefined() does).")
+@_SCALE
 @user_errors
-def build(target, output) -> None:
+def build(target, output, scale) -> None:
     """Build a spec (file or predefined name) into a SONATA circuit.
 
     The circuit is written to a temporary directory and renamed into place when complete:
@@ -183,24 +190,27 @@ def build(target, output) -> None:
     start = time.perf_counter()
     if output is None and str(target) in predefined_names() and not Path(target).is_file():
         # a predefined system without -o goes to the cache, whatever folder of that name is here
-        path = predefined(str(target))
+        path = predefined(str(target), scale)
     else:
-        spec = load_spec(resolve_spec(target))
-        path = build_circuit(spec, output or Path(spec.name))
+        spec = load_spec(resolve_spec(target), scale)
+        path = build_circuit(spec, output or Path(spec.name if scale == 1.0 else f"{spec.name}-scale{scale:g}"))
     system = System(path)
     edges = len(system.edges["source"])
     click.echo(f"built {system.name}: {system.num_neurons} neurons, {edges} edges, "
                f"{system.num_channels} MEA channels in {time.perf_counter() - start:.2f} s -> {path}")
 
 
-def _system(target: str):
+def _system(target: str, scale: float = 1.0):
     """A System from a circuit (directory, circuit_config.json, simulation_config.json), or a
-    predefined name (built if needed)."""
+    predefined name (built if needed, at ``scale``)."""
     from .system import System, predefined
 
     path = Path(target)
     if not path.exists() and target in predefined_names():
-        path = predefined(target)
+        path = predefined(target, scale)
+    elif scale != 1.0:
+        raise click.UsageError(f"--scale applies to a predefined system; {target} is a circuit, built already "
+                               f"(build a spec at a scale with `livn build SPEC --scale S`)")
     elif not path.exists():
         raise FileNotFoundError(f"{target}: no such circuit, and not a predefined system "
                                 f"({', '.join(predefined_names())})")
@@ -210,10 +220,11 @@ def _system(target: str):
 @main.command()
 @click.argument("target")
 @click.option("--plot", type=click.Path(path_type=Path), help="Also draw the circuit into this PNG.")
+@_SCALE
 @user_errors
-def inspect(target, plot) -> None:
+def inspect(target, plot, scale) -> None:
     """Summarise a circuit (directory, config file, or a predefined system, built if needed)."""
-    system = _system(target)
+    system = _system(target, scale)
     click.echo(system.summary())
     if plot is not None:
         from .plot import plot_circuit
@@ -241,10 +252,11 @@ def _checked(system, backend: str):
               help="Default simulated time of the compiled run, ms.")
 @click.option("--dt", type=float, default=0.025, show_default=True, callback=_finite(0.0, maximum=1.0),
               help="Integration step, ms.")
+@_SCALE
 @user_errors
-def compile_(circuit, simulator, output, duration, dt) -> None:
+def compile_(circuit, simulator, output, duration, dt, scale) -> None:
     """Compile a circuit (directory, config file or predefined name) into a runnable directory."""
-    system = _system(circuit)
+    system = _system(circuit, scale)
     target = _checked(system, simulator)
     path = target.compile(system.network, output, duration=duration, dt=dt)
     how = f"mpiexec -n 2 python {path / 'run.py'}" if target.parallel else f"python {path / 'run.py'}"
@@ -268,8 +280,9 @@ def compile_(circuit, simulator, output, duration, dt) -> None:
 @click.option("--voltage", "voltage_gids", default=None, metavar="GIDS",
               help="Also record every compartment's potential of these cells (e.g. 0,5,80 or 'all') into "
                    "voltage.h5 (SONATA compartment report, mV, every 0.1 ms).")
+@_SCALE
 @user_errors
-def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron, voltage_gids) -> None:
+def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron, voltage_gids, scale) -> None:
     """Simulate a system; write its spike report and a raster a person can look at."""
     import subprocess
 
@@ -281,7 +294,7 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
     from .sonata import read_spike_report_all, write_spike_report
     from .targets.neuron.run import spikes_by_population
 
-    system = _system(target)
+    system = _system(target, scale)
     if duration is None:
         duration = float(system.circuit.run_settings.get("tstop", 1000.0))
     backend = _backend(backend)
@@ -381,15 +394,16 @@ def _gids_of(system, reports):
 @click.option("--transient", type=float, default=500.0, show_default=True, callback=_finite(0.0, strict=False),
               help="ms discarded (< duration)")
 @click.option("--backend", type=click.Choice(target_names()), default=None)
+@_SCALE
 @user_errors
-def dynamics(target, duration, transient, backend) -> None:
+def dynamics(target, duration, transient, backend, scale) -> None:
     """Measure spontaneous and stimulated rates and the branching ratio of a system's defaults."""
     from .env import Env
     from .protocols import measure
 
     if transient >= duration:
         raise click.BadParameter(f"--transient ({transient:g} ms) must be shorter than --duration ({duration:g} ms)")
-    system = _system(target)
+    system = _system(target, scale)
     if system.num_channels == 0:
         raise ValueError(f"{system.name} has no MEA: the stimulated protocol needs one")
     click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters")

@@ -209,11 +209,17 @@ class Env:
         return channel_spikes(it, t, self.system.channel_members)
 
 
-def make(name, backend: str | None = None, **kwargs) -> Env:
-    """An Env of a predefined system ``name`` (built on first use), or of a circuit directory /
-    ``circuit_config.json`` / ``simulation_config.json``, default parameters applied."""
+def make(name, backend: str | None = None, scale: float = 1.0, **kwargs) -> Env:
+    """An Env of a predefined system ``name`` (built on first use; ``scale``: the fraction of
+    it, see :func:`livn.predefined`), or of a circuit directory / ``circuit_config.json`` /
+    ``simulation_config.json``, default parameters applied."""
     from .resources import predefined_names
+    from .system import check_scale
 
+    scale = check_scale(scale)
     if isinstance(name, str) and name in predefined_names() and not os.path.exists(name):
-        return Env(System(predefined(name)), backend=backend, **kwargs)
+        return Env(System(predefined(name, scale)), backend=backend, **kwargs)
+    if scale != 1.0:
+        raise ValueError(f"scale={scale:g} applies to a predefined system (built at that scale); {name!r} is a "
+                         f"circuit, built already: build a spec at a scale with `livn build SPEC --scale S`")
     return Env(System(name), backend=backend, **kwargs)

@@ -32,8 +32,11 @@ def cache_root() -> Path:
 
 
 def content_hash(spec: SystemSpec) -> str:
-    """SHA-256 of the build format, the spec and every file it references (by relative path)."""
+    """SHA-256 of the build format, the spec's scale (if not 1), the spec and every file it
+    references (by relative path)."""
     digest = hashlib.sha256(f"livn-build-format-{BUILD_FORMAT}\n".encode())
+    if spec.scale != 1.0:
+        digest.update(f"scale={spec.scale!r}\n".encode())
     base = spec.base_directory
     for path in sorted(spec.files, key=lambda p: p.relative_to(base).as_posix()):
         digest.update(path.relative_to(base).as_posix().encode() + b"\0")
@@ -52,17 +55,37 @@ def resolve_spec(target: str | os.PathLike) -> Path:
                                                     f"predefined systems: {', '.join(predefined_names())}")])
 
 
-def predefined(name: str) -> Path:
+def check_scale(scale) -> float:
+    """``scale`` as a float, or ValueError saying what is expected."""
+    from .spec.check import scale_problems
+
+    problems = scale_problems("scale", scale)
+    if problems:
+        raise ValueError(problems[0].message)
+    return float(scale)
+
+
+def predefined(name: str, scale: float = 1.0) -> Path:
     """Path of the circuit of predefined system ``name``, built from its shipped spec on first use.
 
     The circuit is cached under :func:`cache_root`, keyed by a hash of the spec and every file
     it references, so editing any of them gives a new build. Concurrent callers wait on a
     file lock; a build appears in the cache only once complete (atomic rename).
+
+    Parameters
+    ----------
+    name : str
+        A predefined system, e.g. "EI2" or "CA1".
+    scale : float
+        The fraction of the system to build, in (0, 1]: area and cell counts scale by it;
+        densities, layers and synapses per cell stay (e.g. ``predefined("CA1", scale=0.002)``).
     """
     if name not in predefined_names():
         raise ValueError(f"unknown system {name!r}; predefined systems: {', '.join(predefined_names())}")
-    spec = load_spec(spec_path(name))
-    target = cache_root() / "systems" / f"{name}-{content_hash(spec)[:16]}"
+    scale = check_scale(scale)
+    spec = load_spec(spec_path(name), scale)
+    label = name if scale == 1.0 else f"{name}-scale{scale:g}"
+    target = cache_root() / "systems" / f"{label}-{content_hash(spec)[:16]}"
     if _intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from ..spec import SystemSpec
 from ..spec.neuroml import SEGMENT_GROUPS
 from . import sonata
 from .connectivity import connect
+from .drives import trains
 from .estimate import available_memory, estimate
 from .mea import electrode_positions
 from .morphology import neuroml_to_swc
@@ -35,6 +36,14 @@ def edge_population(spec: SystemSpec) -> str:
     return f"{spec.name}_to_{spec.name}"
 
 
+def input_population(spec: SystemSpec) -> str:
+    """The node population of the virtual (spike source) populations."""
+    return f"{spec.name}_inputs"
+
+
+INPUTS_DIR = "inputs"
+
+
 def copy_components(spec: SystemSpec, components: Path) -> None:
     """Copy the spec and every file it references, keeping their relative layout."""
     base = spec.base_directory
@@ -53,8 +62,10 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
     block = {
         "build_format": BUILD_FORMAT, "name": spec.name, "description": spec.description, "seed": spec.seed,
         "spec": component.format(spec.path.relative_to(base).as_posix()),
+        "scale": spec.scale,
         "culture": {"size_um": list(spec.size), "thickness_um": spec.thickness},
-        "populations": {p.name: {"role": p.role, "cell": p.cell_id} for p in spec.populations},
+        "populations": {p.name: ({"role": p.role, "virtual": True} if p.virtual else {"role": p.role, "cell": p.cell_id})
+                        for p in spec.populations},
         "stimulation_electrodes": f"$BASE_DIR/{MEA_DIR}/stimulation_electrodes.csv",
         "recording_electrodes": f"$BASE_DIR/{MEA_DIR}/recording_electrodes.csv",
         "mea": {"pitch_um": spec.mea.pitch, "grid": list(spec.mea.grid), "electrode_radius_um": spec.mea.electrode_radius,
@@ -74,6 +85,15 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
         block["noise"] = {"model": component.format(spec.noise.model.relative_to(base).as_posix()),
                           "units": {"g0": "uS", "sigma": "uS", "tau": "ms", "erev": "mV"},
                           "populations": [node_population(spec)], "sources": sources}
+    if spec.layers:
+        block["culture"]["layers_um"] = {layer.name: [layer.z0, layer.z1] for layer in spec.layers}
+    if spec.virtual:
+        block["drives"] = {p.name: {"poisson": {"rate_hz": p.drive.rate, "duration_ms": p.drive.duration,
+                                                **({"theta": {"frequency_hz": p.drive.theta.frequency,
+                                                              "depth": p.drive.theta.depth,
+                                                              "phase_rad": p.drive.theta.phase}} if p.drive.theta else {})}}
+                           for p in spec.virtual}
+        block["inputs"] = {input_population(spec): f"$BASE_DIR/{INPUTS_DIR}/{input_population(spec)}_spikes.h5"}
     return block
 
 
@@ -97,18 +117,23 @@ def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
                                  f"building {spec.name} would take {cost}; this machine has "
                                  f"{memory / 1e9:.3g} GB available: use fewer neurons, a "
                                  f"larger culture or a narrower kernel (sigma, cutoff)")])
-    positions, rotation = place(spec)
+    positions, rotation, layer = place(spec)
     connections = [connect(spec, positions, projection) for projection in spec.projections]
     electrodes = electrode_positions(spec.mea, spec.size)
+    simulated, virtual = spec.simulated, spec.virtual
+    n_cells = spec.num_neurons
 
     node_types = [sonata.NodeType(100 + i, p.name, "biophysical", f"nml:{p.cell.name}", f"{p.name}.swc",
                                   "e" if p.role == "excitatory" else "i")
-                  for i, p in enumerate(spec.populations)]
-    node_type_ids = np.concatenate([np.full(p.count, 100 + i) for i, p in enumerate(spec.populations)])
+                  for i, p in enumerate(simulated)]
+    node_type_ids = np.concatenate([np.full(p.count, 100 + i) for i, p in enumerate(simulated)])
+    input_types = [sonata.VirtualNodeType(200 + i, p.name, "virtual", "e" if p.role == "excitatory" else "i")
+                   for i, p in enumerate(virtual)]
+    layers = {"layer": layer.astype(np.uint8)} if spec.layers else {}
 
     edge_types, sources, targets, type_ids, weights, delays, sections, distances = [], [], [], [], [], [], [], []
     weight_of = dict(spec.weights)
-    cells = {p.name: read_cell(p.cell, p.cell_id) for p in spec.populations}
+    cells = {p.name: read_cell(p.cell, p.cell_id) for p in simulated}
     for c in connections:
         delay = spec.delay.of(c.distance)
         # synapses sit at the middle of the first section of the target cell's segment group
@@ -128,29 +153,43 @@ def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
             delays.append(delay)
             sections.append(np.full(n, section))
             distances.append(c.distance)
-    source, target = np.concatenate(sources), np.concatenate(targets)
-    type_id = np.concatenate(type_ids)
-    order = np.lexsort((type_id, source, target))
 
     with atomic_directory(output, owned=owned) as tmp:
         network = tmp / NETWORK_DIR
         network.mkdir()
-        pop, edge_pop = node_population(spec), edge_population(spec)
-        sonata.write_nodes(network / f"{pop}_nodes.h5", pop, node_type_ids, positions, rotation, node_types)
+        pop, edge_pop, input_pop = node_population(spec), edge_population(spec), input_population(spec)
+        sonata.write_nodes(network / f"{pop}_nodes.h5", pop, node_type_ids, positions[:n_cells], rotation[:n_cells],
+                           node_types, {k: v[:n_cells] for k, v in layers.items()})
         sonata.write_types_csv(network / f"{pop}_node_types.csv", node_types, "node_type_id")
-        sonata.write_edges(
-            network / f"{edge_pop}_edges.h5", edge_pop, pop, pop, spec.num_neurons,
-            source[order], target[order], type_id[order],
-            {"syn_weight": np.concatenate(weights)[order], "delay": np.concatenate(delays)[order],
-             "afferent_section_id": np.concatenate(sections)[order].astype(np.uint32),
-             "afferent_section_pos": np.full(len(order), 0.5, dtype=np.float32),
-             "distance": np.concatenate(distances)[order].astype(np.float32)},
-            {"syn_weight": "uS", "delay": "ms", "distance": "um"})
-        sonata.write_types_csv(network / f"{edge_pop}_edge_types.csv", edge_types, "edge_type_id")
+        nodes = [(f"{pop}_nodes.h5", f"{pop}_node_types.csv", pop, "biophysical")]
+        if virtual:
+            input_type_ids = np.concatenate([np.full(p.count, 200 + i) for i, p in enumerate(virtual)])
+            sonata.write_nodes(network / f"{input_pop}_nodes.h5", input_pop, input_type_ids, positions[n_cells:],
+                               rotation[n_cells:], input_types, {k: v[n_cells:] for k, v in layers.items()})
+            sonata.write_types_csv(network / f"{input_pop}_node_types.csv", input_types, "node_type_id")
+            nodes.append((f"{input_pop}_nodes.h5", f"{input_pop}_node_types.csv", input_pop, "virtual"))
+            write_drives(spec, tmp / INPUTS_DIR / f"{input_pop}_spikes.h5", input_pop)
+            sonata.write_simulation_config(tmp / "simulation_config.json",
+                                           {input_pop: f"{INPUTS_DIR}/{input_pop}_spikes.h5"})
+        edges = []
+        if edge_types:
+            source, target = np.concatenate(sources), np.concatenate(targets)
+            type_id = np.concatenate(type_ids)
+            order = np.lexsort((type_id, source, target))
+            sonata.write_edges(
+                network / f"{edge_pop}_edges.h5", edge_pop, pop, pop, n_cells,
+                source[order], target[order], type_id[order],
+                {"syn_weight": np.concatenate(weights)[order], "delay": np.concatenate(delays)[order],
+                 "afferent_section_id": np.concatenate(sections)[order].astype(np.uint32),
+                 "afferent_section_pos": np.full(len(order), 0.5, dtype=np.float32),
+                 "distance": np.concatenate(distances)[order].astype(np.float32)},
+                {"syn_weight": "uS", "delay": "ms", "distance": "um"})
+            sonata.write_types_csv(network / f"{edge_pop}_edge_types.csv", edge_types, "edge_type_id")
+            edges.append((f"{edge_pop}_edges.h5", f"{edge_pop}_edge_types.csv", edge_pop))
         copy_components(spec, tmp / COMPONENTS_DIR)
         morphologies = tmp / COMPONENTS_DIR / "morphologies"
         morphologies.mkdir(exist_ok=True)
-        for p in spec.populations:
+        for p in simulated:
             neuroml_to_swc(p.cell, p.cell_id, morphologies / f"{p.name}.swc")
         sonata.write_electrodes(tmp / MEA_DIR, electrodes)
         base = spec.base_directory
@@ -158,12 +197,23 @@ def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
         for receptor in spec.receptors:
             sonata.write_synapse_parameters(synaptic_models / f"{receptor.name}.json", receptor,
                                             os.path.relpath(receptor.model, base / "synaptic_models"))
-        cells_dir = {p.cell.parent.relative_to(base).as_posix() for p in spec.populations}
+        cells_dir = {p.cell.parent.relative_to(base).as_posix() for p in simulated}
         components = {"morphologies_dir": "$COMPONENTS_DIR/morphologies",
                       "biophysical_neuron_models_dir": f"$COMPONENTS_DIR/{min(cells_dir)}",
                       "synaptic_models_dir": "$COMPONENTS_DIR/synaptic_models"}
-        sonata.write_circuit_config(
-            tmp / "circuit_config.json", f"{pop}_nodes.h5", f"{pop}_node_types.csv", pop,
-            f"{edge_pop}_edges.h5", f"{edge_pop}_edge_types.csv", edge_pop, components,
-            {"livn": livn_block(spec, cells)})
+        sonata.write_circuit_config(tmp / "circuit_config.json", nodes, edges, components,
+                                    {"livn": livn_block(spec, cells)})
     return Path(output)
+
+
+def write_drives(spec: SystemSpec, path: Path, population: str) -> None:
+    """The spike trains of every virtual population as one SONATA spike file (node ids of
+    ``population``, the virtual node population)."""
+    from ..sonata.reports import write_spike_report
+
+    ids, times = [], []
+    for p in spec.virtual:
+        gids, t = trains(spec.seed, p.name, p.drive, p.gids, p.drive.duration)
+        ids.append(gids - spec.num_neurons)
+        times.append(t)
+    write_spike_report(path, {population: (np.concatenate(ids), np.concatenate(times))})

@@ -32,6 +32,16 @@ class NodeType:
 
 
 @dataclass(frozen=True)
+class VirtualNodeType:
+    """One row of a virtual (spike source) population's node types CSV."""
+
+    node_type_id: int
+    pop_name: str
+    model_type: str
+    ei: str
+
+
+@dataclass(frozen=True)
 class EdgeType:
     """One row of the edge types CSV: one (projection, receptor) pair; ``syn_weight`` is the
     default conductance (µS), ``weight_unit`` the conductance of weight 1 (µS)."""
@@ -56,10 +66,11 @@ def _strings(group: h5py.Group, name: str, values) -> None:
 
 
 def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, positions: np.ndarray,
-                rotation: np.ndarray, types: list[NodeType]) -> None:
+                rotation: np.ndarray, types: list, extra: dict | None = None) -> None:
     """Write ``/nodes/<population>`` with one group (0) holding every per-node attribute.
 
-    Positions in µm; ``rotation_angle_zaxis`` in radians (SONATA's name).
+    Positions in µm; ``rotation_angle_zaxis`` in radians (SONATA's name); the types' fields
+    per node; ``extra`` more per-node datasets (name -> values).
     """
     by_id = {t.node_type_id: t for t in types}
     n = len(node_type_ids)
@@ -76,8 +87,12 @@ def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, position
             group[name].attrs["units"] = "um"
         group.create_dataset("rotation_angle_zaxis", data=rotation.astype(np.float32))
         group["rotation_angle_zaxis"].attrs["units"] = "radian"
-        for field in ("model_type", "model_template", "morphology", "pop_name", "ei"):
+        fields = [f for f in ("model_type", "model_template", "morphology", "pop_name", "ei")
+                  if f in types[0].__dataclass_fields__]
+        for field in fields:
             _strings(group, field, [getattr(by_id[t], field) for t in node_type_ids])
+        for name, values in (extra or {}).items():
+            group.create_dataset(name, data=values)
         group.create_group("dynamics_params")
 
 
@@ -123,20 +138,39 @@ def write_types_csv(path: Path, rows: list, id_field: str) -> None:
             writer.writerow([getattr(row, f) for f in fields])
 
 
-def write_circuit_config(path: Path, nodes_file: str, node_types_file: str, node_population: str,
-                         edges_file: str, edge_types_file: str, edge_population: str,
-                         components: dict, extra: dict) -> None:
-    """``circuit_config.json`` with ``populations`` blocks (libsonata needs them)."""
+def write_circuit_config(path: Path, nodes: list, edges: list, components: dict, extra: dict) -> None:
+    """``circuit_config.json`` with ``populations`` blocks (libsonata needs them).
+
+    ``nodes``: (nodes file, node types file, population, type) per node population;
+    ``edges``: (edges file, edge types file, population) per edge population; file names
+    relative to the network folder.
+    """
     config = {
         "manifest": {"$BASE_DIR": ".", "$NETWORK_DIR": "$BASE_DIR/network", "$COMPONENTS_DIR": "$BASE_DIR/components"},
         "components": components,
         "networks": {
-            "nodes": [{"nodes_file": f"$NETWORK_DIR/{nodes_file}", "node_types_file": f"$NETWORK_DIR/{node_types_file}",
-                       "populations": {node_population: {"type": "biophysical"}}}],
-            "edges": [{"edges_file": f"$NETWORK_DIR/{edges_file}", "edge_types_file": f"$NETWORK_DIR/{edge_types_file}",
-                       "populations": {edge_population: {"type": "chemical"}}}],
+            "nodes": [{"nodes_file": f"$NETWORK_DIR/{nodes_file}", "node_types_file": f"$NETWORK_DIR/{types_file}",
+                       "populations": {population: {"type": kind}}}
+                      for nodes_file, types_file, population, kind in nodes],
+            "edges": [{"edges_file": f"$NETWORK_DIR/{edges_file}", "edge_types_file": f"$NETWORK_DIR/{types_file}",
+                       "populations": {population: {"type": "chemical"}}}
+                      for edges_file, types_file, population in edges],
         },
         **extra,
+    }
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def write_simulation_config(path: Path, inputs: dict) -> None:
+    """``simulation_config.json`` naming the circuit and the spike inputs of virtual
+    populations (population -> spike file relative to ``path``'s folder), as BMTK and
+    libsonata read them."""
+    config = {
+        "manifest": {"$BASE_DIR": "."},
+        "network": "$BASE_DIR/circuit_config.json",
+        "inputs": {f"{population}_spikes": {"input_type": "spikes", "module": "sonata",
+                                            "input_file": f"$BASE_DIR/{file}", "node_set": population}
+                   for population, file in inputs.items()},
     }
     path.write_text(json.dumps(config, indent=2) + "\n")
 

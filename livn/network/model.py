@@ -531,10 +531,15 @@ class NetworkModel:
         for population, (ids, times) in self.circuit.spike_inputs().items():
             pop = self.populations.get(population)
             if pop is None:
-                raise NetworkError([(str(self.circuit.simulation_path), None, f"spike input for node population "
-                                                                              f"{population!r}, which the circuit lacks")])
-            for node in np.unique(ids):
-                out[int(node) + pop.offset] = np.sort(times[ids == node])
+                where = getattr(self.circuit, "simulation_path", self.circuit.config_path)
+                raise NetworkError([(str(where), None, f"spike input for node population "
+                                                       f"{population!r}, which the circuit lacks")])
+            ids = np.asarray(ids, dtype=np.int64)
+            order = np.lexsort((times, ids))
+            ids, times = ids[order], np.asarray(times, dtype=float)[order]
+            nodes, starts = np.unique(ids, return_index=True)
+            for node, train in zip(nodes.tolist(), np.split(times, starts[1:])):
+                out[node + pop.offset] = train
         return out
 
 

@@ -275,11 +275,25 @@ class Cell:
 
 
 # -- reading ----------------------------------------------------------------------------
-def _segment_groups(cell_element):
-    """(segments {id: element}, groups {id: set of segment ids}, section-group ids, nseg per group)."""
-    morphology = next((e for e in cell_element if _local(e.tag) == "morphology"), None)
-    if morphology is None:
+def _part(doc, cell_element, tag: str):
+    """The cell's ``<morphology>`` or ``<biophysicalProperties>``: its own child, else the
+    element its attribute of that name references (e.g. ``<cell morphology="PVBC_morphology">``
+    with the morphology in an included file); None if it has neither."""
+    own = next((e for e in cell_element if _local(e.tag) == tag), None)
+    if own is not None:
+        return own
+    reference = cell_element.get(tag)
+    if reference is None:
         return None
+    found = doc.find(reference, {tag})
+    if found is None:
+        raise NeuroMLError([(*_where(cell_element), f"cell {cell_element.get('id')}: {tag}={reference!r} names no "
+                                                    f"<{tag}> in the file or the files it includes")])
+    return found
+
+
+def _segment_groups(morphology):
+    """(segments {id: element}, groups {id: set of segment ids}, section-group ids, nseg per group)."""
     segments = {_segment_id(s): s for s in morphology if _local(s.tag) == "segment"}
     raw = {g.get("id"): g for g in morphology if _local(g.tag) == "segmentGroup"}
     cache: dict = {}
@@ -336,9 +350,9 @@ def _segment_id(element) -> int:
                                                f"non-negative integer")]) from None
 
 
-def _neuroml_sections(cell_element, path: str):
-    """Sections (without biophysics) from the cell's NeuroML morphology."""
-    segments, groups, section_groups, divisions = _segment_groups(cell_element)
+def _neuroml_sections(morphology, path: str):
+    """Sections (without biophysics) from a NeuroML morphology."""
+    segments, groups, section_groups, divisions = _segment_groups(morphology)
     parent_of, fraction_of, distal, proximal = {}, {}, {}, {}
     for sid, seg in segments.items():
         children = {_local(c.tag): c for c in seg}
@@ -502,8 +516,9 @@ def read_cell(path, cell_id: str | None = None, morphology: str | Path | None = 
         raise NeuroMLError([(str(doc.path), None, f"cell {cell_id!r} not found (cells in the file: "
                                                   f"{', '.join(ids) or 'none'})")])
     source = str(doc.path)
-    if _segment_groups(element) is not None:
-        raw = _neuroml_sections(element, source)
+    morphology_element = _part(doc, element, "morphology")
+    if morphology_element is not None:
+        raw = _neuroml_sections(morphology_element, source)
         from_swc = False
     elif morphology is not None:
         raw = read_swc(morphology)
@@ -516,7 +531,7 @@ def read_cell(path, cell_id: str | None = None, morphology: str | Path | None = 
 
 
 def _biophysics(doc, element, cell_id: str, raw: list, from_swc: bool, source: str) -> Cell:
-    bio = next((e for e in element.iter() if _local(e.tag) == "biophysicalProperties"), None)
+    bio = _part(doc, element, "biophysicalProperties")
     if bio is None:
         raise NeuroMLError([(*_where(element), f"cell {cell_id} has no biophysicalProperties")])
     membrane = next((e for e in bio if _local(e.tag) == "membraneProperties"), None)

@@ -461,8 +461,12 @@ class Circuit:
 
     # -- spike inputs of virtual nodes (from a simulation config) -------------------------
     def spike_inputs(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """population -> (node ids, times ms) of the SONATA spike-train inputs of the simulation config."""
+        """population -> (node ids, times ms) of the SONATA spike-train inputs of the simulation
+        config; a population it gives none for takes the trains livn built for it (the livn
+        block's ``inputs``), if any."""
         out = {}
+        from .reports import read_spike_report_all
+
         for name, spec in ((self.simulation or {}).get("inputs") or {}).items():
             if spec.get("input_type") != "spikes":
                 continue
@@ -470,13 +474,14 @@ class Circuit:
             if module not in ("sonata", "h5", "hdf5"):
                 raise CircuitError([(str(self.simulation_path), f"inputs.{name}: spike module {module!r} is not "
                                                                 f"supported (supported: sonata, h5)")])
-            from .reports import read_spike_report_all
-
             for population, (ids, times) in read_spike_report_all(spec["input_file"]).items():
                 old = out.get(population)
                 if old is not None:
                     ids, times = np.concatenate([old[0], ids]), np.concatenate([old[1], times])
                 out[population] = (ids, times)
+        for population, path in ((self.livn or {}).get("inputs") or {}).items():
+            if population not in out:
+                out[population] = read_spike_report_all(path).get(population, (np.zeros(0, np.int64), np.zeros(0)))
         return out
 
     @property

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
-from .model import (MEA, Delay, GaussianKernel, Noise, OUConductance, Population, Projection,
-                    Receptor, SystemSpec)
+from .model import (MEA, Delay, GaussianKernel, Layer, Noise, OUConductance, PoissonDrive, Population,
+                    Projection, Receptor, SystemSpec, ThetaModulation)
 from .neuroml import SEGMENT_GROUPS, closure, read_neuroml
 from .problems import Problem, SpecError, relative_name
 from .schema import schema_problems
@@ -26,15 +27,27 @@ _PROJECTION = re.compile(r"^\s*(\w+)\s*->\s*(\w+)\s*$")
 _WEIGHT = re.compile(r"^\s*(\w+)\s*->\s*(\w+)\s*\.\s*(\w+)\s*$")
 
 
-def load_spec(path) -> SystemSpec:
+#: default length of the spike trains a build writes for a virtual population (ms)
+DEFAULT_DRIVE_DURATION = 10_000.0
+
+
+def load_spec(path, scale: float = 1.0) -> SystemSpec:
     """Load and validate the spec at ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+    scale : float
+        The fraction of the system to build, in (0, 1]: the culture's area and every cell
+        count scale by it (each per-layer count rounded half to even, at least one cell per
+        population); densities, layer depths and synapses per cell stay as the spec gives them.
 
     Raises
     ------
     SpecError
         Listing every problem found, each with file, line and path.
     """
-    spec, problems = check_spec(path)
+    spec, problems = check_spec(path, scale)
     if spec is None or any(p.severity == "error" for p in problems):
         raise SpecError(problems)
     return spec
@@ -53,7 +66,7 @@ def neuroml_problems(spec: SystemSpec) -> list[Problem]:
         except NeuroMLError as err:
             problems.extend(Problem(relative_name(Path(f)), line, "", message) for f, line, message in err.problems)
 
-    for population in spec.populations:
+    for population in spec.simulated:
         attempt(read_cell, population.cell, population.cell_id)
     for receptor in spec.receptors:
         attempt(read_synapse, receptor.model, receptor.component_id)
@@ -63,9 +76,21 @@ def neuroml_problems(spec: SystemSpec) -> list[Problem]:
     return unique
 
 
-def check_spec(path) -> tuple[SystemSpec | None, list[Problem]]:
-    """Validate ``path``; return the spec (None if it has errors) and all problems found."""
+def scale_problems(path, scale) -> list[Problem]:
+    """The problem with a ``scale`` argument, if any (expected a finite number in (0, 1])."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
+            or not 0 < scale <= 1:
+        return [Problem(str(path), None, "scale", f"expected scale to be a number in (0, 1] (the fraction of the "
+                                                  f"system to build, e.g. 0.002), found {scale!r}")]
+    return []
+
+
+def check_spec(path, scale: float = 1.0) -> tuple[SystemSpec | None, list[Problem]]:
+    """Validate ``path`` at ``scale``; return the spec (None if it has errors) and all problems found."""
     path = Path(path).resolve()
+    bad_scale = scale_problems(relative_name(path), scale)
+    if bad_scale:
+        return None, bad_scale
     doc = load_document(path)
     if doc.problems and doc.data is None:
         return None, doc.problems
@@ -75,7 +100,7 @@ def check_spec(path) -> tuple[SystemSpec | None, list[Problem]]:
         return None, doc.problems + [doc.problem((), f"expected a mapping at the top of the file, found {type(doc.data).__name__}")]
     problems = list(doc.problems) + schema_problems(doc)
     broken = {p.path for p in problems}
-    checker = _Meaning(doc, broken)
+    checker = _Meaning(doc, broken, float(scale))
     spec = checker.build()
     problems += checker.problems
     if spec is not None:
@@ -95,8 +120,9 @@ def check_spec(path) -> tuple[SystemSpec | None, list[Problem]]:
 class _Meaning:
     """Semantic checks on a schema-checked document, building the model as it goes."""
 
-    def __init__(self, doc: Document, broken: set):
+    def __init__(self, doc: Document, broken: set, scale: float = 1.0):
         self.doc = doc
+        self.scale = scale
         self.broken = broken
         self.problems: list[Problem] = []
         self.neuroml: dict = {}
@@ -165,8 +191,16 @@ class _Meaning:
     # -- sections ------------------------------------------------------------------------
     def build(self) -> SystemSpec | None:
         size = [self.quantity(("culture", "size", i), "length", positive=True) for i in range(2)]
+        # a scaled system keeps the culture's shape and its cell densities
+        size = [None if x is None else x * math.sqrt(self.scale) for x in size]
         thickness = self.quantity(("culture", "thickness"), "length", nonnegative=True) or 0.0
-        populations = self.populations()
+        layers = self.layers()
+        if layers and self.get("culture", "thickness") is not None:
+            self.error(("culture", "thickness"), "give either 'thickness' or 'layers', not both (the layers set the "
+                                                 "culture's depth)")
+        if layers:
+            thickness = max(layer.z1 for layer in layers)
+        populations = self.populations(layers)
         receptors = self.receptors()
         kernel = self.kernel(("connectivity", "kernel"))
         delay = Delay(self.quantity(("connectivity", "delay", "velocity"), "velocity", positive=True),
@@ -187,46 +221,173 @@ class _Meaning:
             seed=self.get("seed"), size=tuple(size), thickness=thickness,
             populations=tuple(populations.values()), receptors=tuple(receptors.values()),
             projections=tuple(projections), delay=delay, noise=noise, mea=mea,
-            weights=tuple(weights), files=tuple(files))
+            weights=tuple(weights), files=tuple(files), layers=tuple(layers), scale=self.scale)
 
-    def populations(self) -> dict:
+    def range(self, key) -> tuple | None:
+        """A [from, to] length pair with from < to."""
+        low, high = (self.quantity(key + (i,), "length", nonnegative=True) for i in range(2))
+        if low is None or high is None:
+            return None
+        if not low < high:
+            self.error(key, f"expected [from, to] with from < to, found {self.get(*key)!r}")
+            return None
+        return low, high
+
+    def layers(self) -> list:
+        data = self.get("culture", "layers")
+        if not isinstance(data, dict) or not self.ok(("culture", "layers")):
+            return []
+        out = []
+        for name in data:
+            bounds = self.range(("culture", "layers", name))
+            if bounds is None:
+                continue
+            if out and bounds[0] < out[-1].z1:
+                self.error(("culture", "layers", name), f"layer {name} [{bounds[0]:g}, {bounds[1]:g}] um overlaps or "
+                                                        f"precedes layer {out[-1].name} [{out[-1].z0:g}, {out[-1].z1:g}] "
+                                                        f"um; list layers in order of depth, without overlap")
+                continue
+            out.append(Layer(name, *bounds))
+        return out
+
+    def populations(self, layers: list) -> dict:
         data = self.get("populations", default={})
-        if not isinstance(data, dict) or not self.ok(("populations",)):
+        if not isinstance(data, dict):
             return {}
         neurons = self.get("culture", "neurons")
-        counts = {name: p.get("count") for name, p in data.items() if isinstance(p, dict)}
-        fractions = {name: p.get("fraction") for name, p in data.items() if isinstance(p, dict)}
-        if any(c is not None for c in counts.values()) and any(f is not None for f in fractions.values()):
-            self.error(("populations",), "give every population a 'count' or every one a 'fraction', not a mix")
+        # a population the schema rejected is left out; the others are still checked
+        entries = {name: p for name, p in data.items() if isinstance(p, dict) and self.ok(("populations", name))}
+        complete = len(entries) == len(data)  # sums over populations mean something only then
+        counts = {name: p.get("count") for name, p in entries.items()}
+        fractions = {name: p.get("fraction") for name, p in entries.items()}
+        if any(f is not None for f in fractions.values()) and any(f is None for f in fractions.values()):
+            self.error(("populations",), "give every population a 'fraction', or none ('count' or 'layers'), not a mix")
             return {}
-        if all(f is not None for f in fractions.values()):
+        if fractions and all(f is not None for f in fractions.values()):
             total = sum(fractions.values())
-            if not math.isclose(total, 1.0, abs_tol=1e-9):
+            if not isinstance(neurons, int):
+                self.error(("culture",), "populations given as fractions need culture.neurons (the total)")
+            elif complete and not math.isclose(total, 1.0, abs_tol=1e-9):
                 parts = " + ".join(f"{n} {f:g}" for n, f in fractions.items())
                 self.error(("populations",), f"population fractions must sum to 1, found {total:g} ({parts})")
-            elif isinstance(neurons, int) and self.ok(("culture", "neurons")):
+            elif self.ok(("culture", "neurons")):
                 counts = _apportion(neurons, fractions)
                 for name, count in counts.items():
                     if count < 1:
                         self.error(("populations", name, "fraction"),
                                    f"fraction {fractions[name]:g} of {neurons} neurons leaves no cell in {name}")
-        elif isinstance(neurons, int) and sum(counts.values()) != neurons:
-            parts = " + ".join(f"{n} {c}" for n, c in counts.items())
-            self.error(("culture", "neurons"), f"expected the population counts to sum to culture.neurons = {neurons}, "
-                                               f"found {sum(counts.values())} ({parts})")
-        out, first = {}, 0
-        for name, entry in data.items():
-            path, info = self.neuroml_file(("populations", name, "cell"), "cell")
-            cell_id = None
-            if info is not None:
-                if len(info.cells) != 1:
-                    self.error(("populations", name, "cell"), f"expected the file to define exactly one <cell>, found {len(info.cells)}")
-                else:
-                    cell_id = next(iter(info.cells))
-            self.file(("populations", name, "morphology"), "morphology")
-            out[name] = Population(name, counts.get(name) or 0, path, cell_id, entry.get("role"), first)
-            first += counts.get(name) or 0
+                scaled = max(len(fractions), round(neurons * self.scale))
+                counts = _apportion(scaled, fractions) if scaled != neurons else counts
+        else:
+            per_layer = {name: self.layer_counts(name, entry.get("layers"), layers) for name, entry in entries.items()}
+            for name, split in per_layer.items():
+                if split is not None:
+                    counts[name] = sum(n for _, n in split)
+            simulated = {n: c for n, c in counts.items() if "drive" not in entries[n] and isinstance(c, int)}
+            if complete and isinstance(neurons, int) and self.ok(("culture", "neurons")) \
+                    and sum(simulated.values()) != neurons:
+                parts = " + ".join(f"{n} {c}" for n, c in simulated.items())
+                self.error(("culture", "neurons"), f"expected the simulated populations' counts to sum to "
+                                                   f"culture.neurons = {neurons}, found {sum(simulated.values())} ({parts})")
+            for name, split in per_layer.items():
+                if split is not None:
+                    per_layer[name] = _scale_layers(split, self.scale)
+                    counts[name] = sum(n for _, n in per_layer[name])
+                elif isinstance(counts.get(name), int):
+                    counts[name] = max(1, round(counts[name] * self.scale))
+        out = {}
+        for name, entry in entries.items():
+            key = ("populations", name)
+            drive = self.drive(key + ("drive",)) if "drive" in entry else None
+            path, cell_id = None, None
+            if "cell" in entry:
+                path, info = self.neuroml_file(key + ("cell",), "cell")
+                if info is not None:
+                    if len(info.cells) != 1:
+                        self.error(key + ("cell",), f"expected the file to define exactly one <cell>, found {len(info.cells)}")
+                    else:
+                        cell_id = next(iter(info.cells))
+            self.file(key + ("morphology",), "morphology")
+            split = ()
+            if "layers" in entry:
+                split = tuple(per_layer.get(name) or ())
+            elif layers and "count" in entry:
+                self.error(key, f"the culture has layers ({', '.join(l.name for l in layers)}): give {name}'s cells "
+                                f"per layer ('layers: {{{layers[0].name}: N}}') rather than a 'count'")
+            occupied = {layer for layer, n in (entry.get("layers") or {}).items() if n} if isinstance(entry.get("layers"), dict) else set()
+            depth = self.depth(key, entry.get("depth"), layers, occupied)
+            extent = None
+            if "axon_extent" in entry and self.ok(key + ("axon_extent",)):
+                extent = tuple(self.quantity(key + ("axon_extent", i), "length", positive=True) for i in range(2))
+            out[name] = Population(name, counts.get(name) or 0, path, cell_id, entry.get("role"), 0,
+                                   layers=split, depth=depth, drive=drive, axon_extent=extent)
+        # gids: simulated populations first, in spec order, then the virtual ones
+        first = 0
+        for population in sorted(out.values(), key=lambda p: p.virtual):
+            out[population.name] = replace(population, first_gid=first)
+            first += population.count
         return out
+
+    def layer_counts(self, name: str, data, layers: list) -> list | None:
+        """[(layer, count)] in the culture's layer order; None (and problems) if not given or wrong."""
+        key = ("populations", name, "layers")
+        if not isinstance(data, dict) or not self.ok(key):
+            return None
+        known = [layer.name for layer in layers]
+        if not layers:
+            self.error(key, "cells are given per layer, but the culture has no 'layers'")
+            return None
+        valid = True
+        for layer in data:
+            if layer not in known:
+                valid = False
+                self.error(key + (layer,), f"unknown layer {layer!r}; the culture's layers: {', '.join(known)}")
+        if valid and not any(data.values()):
+            self.error(key, f"expected at least one cell in some layer, found none")
+            valid = False
+        return [(layer, data.get(layer, 0)) for layer in known if data.get(layer)] if valid else None
+
+    def depth(self, key, data, layers: list, occupied: set) -> tuple:
+        if not isinstance(data, dict) or not self.ok(key + ("depth",)):
+            return ()
+        by_name = {layer.name: layer for layer in layers}
+        out = []
+        for name in data:
+            where = key + ("depth", name)
+            if name not in by_name:
+                self.error(where, f"unknown layer {name!r}; the culture's layers: {', '.join(by_name) or 'none'}")
+                continue
+            if name not in occupied:
+                self.error(where, f"a depth range for layer {name}, where the population has no cells")
+                continue
+            bounds = self.range(where)
+            layer = by_name[name]
+            if bounds is None:
+                continue
+            if bounds[0] < layer.z0 or bounds[1] > layer.z1:
+                self.error(where, f"expected a range within layer {name} [{layer.z0:g}, {layer.z1:g}] um, found "
+                                  f"[{bounds[0]:g}, {bounds[1]:g}] um")
+                continue
+            out.append((name, *bounds))
+        return tuple(out)
+
+    def drive(self, key) -> PoissonDrive | None:
+        if not self.ok(key):
+            return None
+        rate = self.quantity(key + ("poisson", "rate"), "frequency", nonnegative=True)
+        theta = None
+        if self.get(*key, "poisson", "theta") is not None:
+            where = key + ("poisson", "theta")
+            frequency = self.quantity(where + ("frequency",), "frequency", positive=True)
+            phase = self.quantity(where + ("phase",), "angle") if self.get(*where, "phase") is not None else 0.0
+            theta = ThetaModulation(frequency, self.get(*where, "depth"), phase)
+        duration = DEFAULT_DRIVE_DURATION
+        if self.get(*key, "duration") is not None:
+            duration = self.quantity(key + ("duration",), "time", positive=True)
+        if rate is not None and duration is not None and rate * duration / 1e3 > 1e5:
+            self.error(key, f"a train of {rate:g} Hz for {duration:g} ms has ~{rate * duration / 1e3:.3g} spikes per "
+                            f"cell; expected at most 1e5 (a shorter duration or a lower rate)")
+        return PoissonDrive(rate, theta, duration)
 
     def receptors(self) -> dict:
         data = self.get("receptors", default={})
@@ -293,6 +454,9 @@ class _Meaning:
                 if end not in populations:
                     valid = False
                     self.error(key, f"unknown population {end!r}; defined populations: {', '.join(populations) or 'none'}")
+            if target in populations and populations[target].virtual:
+                valid = False
+                self.error(key, f"{target} is a virtual population (spike sources, 'drive'): it cannot receive connections")
             for i, r in enumerate(entry.get("receptors") or []):
                 if not isinstance(r, str):
                     valid = False
@@ -319,6 +483,8 @@ class _Meaning:
             key = ("noise", kind)
             onto = self.get(*key, "onto")
             for population in populations.values():
+                if population.virtual:
+                    continue
                 groups = self._cell_groups(population)
                 if groups is not None and onto in SEGMENT_GROUPS and SEGMENT_GROUPS[onto] not in groups:
                     self.error(key + ("onto",), f"cell of {population.name} has no segment group {SEGMENT_GROUPS[onto]!r}")
@@ -387,6 +553,18 @@ class _Meaning:
         if missing:
             self.error(("defaults", "weights"), f"missing default weight(s) for {', '.join(missing)}")
         return [(w, float(found[w])) for w in wanted if w in found]
+
+
+def _scale_layers(split: list, scale: float) -> list:
+    """Per-layer counts × scale, each rounded half to even; at least one cell, in the most
+    populated layer (the first of equals)."""
+    if scale == 1.0:
+        return list(split)
+    scaled = [(layer, round(count * scale)) for layer, count in split]
+    if not any(n for _, n in scaled):
+        top = max(range(len(split)), key=lambda i: (split[i][1], -i))
+        scaled[top] = (split[top][0], 1)
+    return [(layer, n) for layer, n in scaled if n]
 
 
 def _apportion(total: int, fractions: dict) -> dict:

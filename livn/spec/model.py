@@ -15,34 +15,87 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Layer:
+    """A slab of the culture along z (depth): ``z0`` ≤ z < ``z1`` µm."""
+
+    name: str
+    z0: float
+    z1: float
+
+
+@dataclass(frozen=True)
+class ThetaModulation:
+    """Rate modulation r(t) = rate·(1 + depth·cos(2π·frequency·t − phase)); Hz, rad."""
+
+    frequency: float
+    depth: float
+    phase: float
+
+
+@dataclass(frozen=True)
+class PoissonDrive:
+    """Spike trains of a virtual population: (inhomogeneous) Poisson.
+
+    Attributes
+    ----------
+    rate : float
+        Mean rate (Hz).
+    theta : ThetaModulation or None
+    duration : float
+        Length (ms) of the trains the build writes as SONATA spike inputs.
+    """
+
+    rate: float
+    theta: ThetaModulation | None
+    duration: float
+
+
+@dataclass(frozen=True)
 class Population:
-    """A population of identical cells.
+    """A population of identical cells, or of virtual spike sources (``drive`` instead of ``cell``).
 
     Attributes
     ----------
     name : str
     count : int
         Number of cells.
-    cell : Path
-        NeuroML2 file defining the cell.
-    cell_id : str
+    cell : Path or None
+        NeuroML2 file defining the cell (None for a virtual population).
+    cell_id : str or None
         Id of the ``<cell>`` in that file.
     role : str
         "excitatory" or "inhibitory".
     first_gid : int
-        Gids of the population are ``first_gid, ..., first_gid + count - 1``.
+        Gids of the population are ``first_gid, ..., first_gid + count - 1``; simulated
+        populations come first (spec order), then virtual ones.
+    layers : tuple of (str, int)
+        Cells per layer, in the culture's layer order (empty for an unlayered culture).
+    depth : tuple of (str, float, float)
+        Per layer, the z range (µm) the somata are confined to, where narrower than the layer.
+    drive : PoissonDrive or None
+        The spike trains of a virtual population.
+    axon_extent : tuple of float or None
+        (width x, width y) of the axonal arbor, µm.
     """
 
     name: str
     count: int
-    cell: Path
-    cell_id: str
+    cell: Path | None
+    cell_id: str | None
     role: str
     first_gid: int
+    layers: tuple = ()
+    depth: tuple = ()
+    drive: PoissonDrive | None = None
+    axon_extent: tuple | None = None
 
     @property
     def gids(self) -> range:
         return range(self.first_gid, self.first_gid + self.count)
+
+    @property
+    def virtual(self) -> bool:
+        return self.drive is not None
 
 
 @dataclass(frozen=True)
@@ -172,7 +225,13 @@ class SystemSpec:
     size : tuple of float
         Culture (width, height) in µm; cells are placed in [0, width] × [0, height].
     thickness : float
-        Cells are placed uniformly in z ∈ [0, thickness] (µm).
+        Cells are placed uniformly in z ∈ [0, thickness] (µm); for a layered culture, the
+        depth of the layer stack.
+    layers : tuple of Layer
+        The culture's layers along z, in order (empty: one slab of ``thickness``).
+    scale : float
+        The fraction of the spec's system this is (area and cell counts; densities and
+        synapses per cell kept).
     weights : tuple of (str, float)
         Default weight per "SOURCE->TARGET.RECEPTOR", in multiples of the unit conductance.
     files : tuple of Path
@@ -193,6 +252,8 @@ class SystemSpec:
     mea: MEA
     weights: tuple
     files: tuple
+    layers: tuple = ()
+    scale: float = 1.0
 
     @property
     def directory(self) -> Path:
@@ -205,7 +266,19 @@ class SystemSpec:
 
     @property
     def num_neurons(self) -> int:
-        return sum(p.count for p in self.populations)
+        """Simulated cells (virtual spike sources not counted)."""
+        return sum(p.count for p in self.populations if not p.virtual)
+
+    @property
+    def simulated(self) -> tuple:
+        return tuple(p for p in self.populations if not p.virtual)
+
+    @property
+    def virtual(self) -> tuple:
+        return tuple(p for p in self.populations if p.virtual)
+
+    def layer(self, name: str) -> Layer:
+        return next(layer for layer in self.layers if layer.name == name)
 
     def population(self, name: str) -> Population:
         return next(p for p in self.populations if p.name == name)

@@ -1,6 +1,6 @@
 """Quantities written with units in a spec ("200 um", "0.25 m/s"), in livn's canonical units.
 
-Canonical units at every boundary: µm, ms, µm/ms, µS, mV, µA, mM, Ω·m.
+Canonical units at every boundary: µm, ms, µm/ms, µS, mV, µA, mM, Ω·m, Hz, rad.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ UNITS: dict[str, dict[str, float]] = {
     "current": {"uA": 1.0, "µA": 1.0, "nA": 1e-3, "pA": 1e-6, "mA": 1e3},
     "concentration": {"mM": 1.0, "uM": 1e-3, "µM": 1e-3, "M": 1e3},
     "resistivity": {"ohm m": 1.0, "ohm*m": 1.0, "Ohm m": 1.0, "ohm cm": 1e-2, "Ohm cm": 1e-2},
+    "frequency": {"Hz": 1.0, "kHz": 1e3, "1/s": 1.0},
+    "angle": {"rad": 1.0, "deg": math.pi / 180},
 }
 
 CANONICAL = {"length": "µm", "time": "ms", "velocity": "µm/ms", "conductance": "µS",
-             "voltage": "mV", "current": "µA", "concentration": "mM", "resistivity": "Ω·m"}
+             "voltage": "mV", "current": "µA", "concentration": "mM", "resistivity": "Ω·m",
+             "frequency": "Hz", "angle": "rad"}
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)\s*$")
 
