@@ -74,10 +74,14 @@ def test_bad_scale_is_refused(scale):
     assert "expected scale to be a number in (0, 1]" in problems[0].message
 
 
+def _absolute(text: str) -> str:
+    """The spec's relative file names made absolute, so a copy elsewhere finds them."""
+    return text.replace("cells/", str(SPEC.parent / "cells") + "/").replace(
+        "../../../specs/", str(SPEC.parents[3] / "specs") + "/")
+
+
 def test_every_layer_mistake_at_once(tmp_path):
-    text = SPEC.read_text()
-    cells = str(SPEC.parent.resolve() / "../../../specs/cells")
-    text = text.replace("../../../specs/cells", cells)
+    text = _absolute(SPEC.read_text())
     text = text.replace("SR: [150 um, 350 um]", "SR: [140 um, 350 um]")              # overlaps SP
     text = text.replace("PYR:   {layers: {SP: 311500}", "PYR:   {layers: {SX: 311500}")  # unknown layer
     text = text.replace("depth: {SO: [80 um, 100 um]}", "depth: {SO: [80 um, 120 um]}")  # outside SO
@@ -93,7 +97,7 @@ def test_every_layer_mistake_at_once(tmp_path):
     assert "populations.AAC.depth.SO" in messages and "within layer SO" in messages
     assert "populations.OLM" in messages and "exactly one of 'cell'" in messages
     assert "populations.EC.drive.poisson.rate" in messages
-    assert len(problems) >= 5, messages
+    assert sum(p.severity == "error" for p in problems) == 5, messages
     assert all(p.line for p in problems), messages
 
 
@@ -168,3 +172,22 @@ def test_poisson_rate_and_theta_modulation():
     g, t = trains(11, "X", flat, [0], duration)
     isi = np.diff(t)
     assert np.std(isi) / np.mean(isi) == pytest.approx(1.0, abs=0.1)
+
+
+def test_every_site_mistake_at_once(tmp_path):
+    text = _absolute(SPEC.read_text())
+    text = text.replace("ais/inh: 1}", "ais/inh: 1, spine/SO/exc: 3}")                    # no such group
+    text = text.replace("{sites: {basal/SO: 0.47}", "{sites: {basal/SR: 0.47}")              # PYR has no basal/SR/exc
+    text = text.replace("PYR -> PVBC: {sites: {basal/SO: 0.7}", "PYR -> PVBC: {sites: {basal/SO: 0.5}")  # sums to 0.8
+    text = text.replace("OLM:   {layers: {SO: 1640}, cell: cells/", "OLM:   {layers: {SO: 1640}, cell: cells/")
+    text = text.replace(", role: inhibitory, axon_extent: [840 um, 500 um]}", ", role: inhibitory}")  # OLM: no extent
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    spec, problems = check_spec(bad)
+    assert spec is None
+    messages = "\n".join(f"{p.severity} {p.line} {p.path}: {p.message}" for p in problems)
+    assert "populations.PYR.synapses.spine/SO/exc" in messages and "no segment group 'spine'" in messages
+    assert "connectivity.projections.CA2 -> PYR.sites.basal/SR" in messages and "PYR has no exc synapse site" in messages
+    assert "warning" in messages and "sum to 0.8" in messages
+    assert "give OLM an 'axon_extent'" in messages
+    assert all(p.line for p in problems), messages

@@ -15,6 +15,7 @@ from ..spec.neuroml import SEGMENT_GROUPS
 from . import sonata
 from .connectivity import connect
 from .drives import trains
+from .synapses import synapses_by_site
 from .estimate import available_memory, estimate
 from .mea import electrode_positions
 from .morphology import neuroml_to_swc
@@ -72,9 +73,7 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
                 "offset_um": spec.mea.offset, "recording_radius_um": spec.mea.recording_radius,
                 "resistivity": spec.mea.resistivity},
         "delay": {"velocity_um_per_ms": spec.delay.velocity, "min_ms": spec.delay.minimum},
-        "projections": {p.name: {"receptors": list(p.receptors), "onto": p.onto,
-                                 "kernel": {"sigma_um": p.kernel.sigma, "p_max": p.kernel.p_max, "cutoff": p.kernel.cutoff}}
-                        for p in spec.projections},
+        "projections": {p.name: _projection_block(p) for p in spec.projections},
     }
     if spec.noise is not None:
         sources = {}
@@ -94,6 +93,17 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
                                                               "phase_rad": p.drive.theta.phase}} if p.drive.theta else {})}}
                            for p in spec.virtual}
         block["inputs"] = {input_population(spec): f"$BASE_DIR/{INPUTS_DIR}/{input_population(spec)}_spikes.h5"}
+    return block
+
+
+def _projection_block(projection) -> dict:
+    block = {"receptors": list(projection.receptors)}
+    if projection.sites:
+        block["sites"] = {"/".join(x for x in (group, layer) if x): p for group, layer, p in projection.sites}
+    else:
+        kernel = projection.kernel
+        block.update(onto=projection.onto, kernel={"sigma_um": kernel.sigma, "p_max": kernel.p_max,
+                                                   "cutoff": kernel.cutoff})
     return block
 
 
@@ -118,7 +128,6 @@ def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
                                  f"{memory / 1e9:.3g} GB available: use fewer neurons, a "
                                  f"larger culture or a narrower kernel (sigma, cutoff)")])
     positions, rotation, layer = place(spec)
-    connections = [connect(spec, positions, projection) for projection in spec.projections]
     electrodes = electrode_positions(spec.mea, spec.size)
     simulated, virtual = spec.simulated, spec.virtual
     n_cells = spec.num_neurons
@@ -130,30 +139,8 @@ def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
     input_types = [sonata.VirtualNodeType(200 + i, p.name, "virtual", "e" if p.role == "excitatory" else "i")
                    for i, p in enumerate(virtual)]
     layers = {"layer": layer.astype(np.uint8)} if spec.layers else {}
-
-    edge_types, sources, targets, type_ids, weights, delays, sections, distances = [], [], [], [], [], [], [], []
-    weight_of = dict(spec.weights)
     cells = {p.name: read_cell(p.cell, p.cell_id) for p in simulated}
-    for c in connections:
-        delay = spec.delay.of(c.distance)
-        # synapses sit at the middle of the first section of the target cell's segment group
-        section = cells[c.projection.target].sections_in(SEGMENT_GROUPS.get(c.projection.onto, c.projection.onto))[0]
-        for receptor_name in c.projection.receptors:
-            receptor = spec.receptor(receptor_name)
-            type_id = 100 + len(edge_types)
-            weight = weight_of[f"{c.projection.name}.{receptor.name}"] * receptor.unit_conductance
-            edge_types.append(sonata.EdgeType(type_id, c.projection.name, receptor.name, receptor.component_id,
-                                              f"{receptor.name}.json", c.projection.onto, weight,
-                                              receptor.unit_conductance))
-            n = len(c.source)
-            sources.append(c.source)
-            targets.append(c.target)
-            type_ids.append(np.full(n, type_id))
-            weights.append(np.full(n, weight))
-            delays.append(delay)
-            sections.append(np.full(n, section))
-            distances.append(c.distance)
-
+    edge_types, edge_blocks = _edges(spec, positions, cells)
     with atomic_directory(output, owned=owned) as tmp:
         network = tmp / NETWORK_DIR
         network.mkdir()
@@ -172,20 +159,21 @@ def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
             sonata.write_simulation_config(tmp / "simulation_config.json",
                                            {input_pop: f"{INPUTS_DIR}/{input_pop}_spikes.h5"})
         edges = []
-        if edge_types:
-            source, target = np.concatenate(sources), np.concatenate(targets)
-            type_id = np.concatenate(type_ids)
-            order = np.lexsort((type_id, source, target))
+        for from_inputs, block in edge_blocks.items():
+            name, source_pop = (f"{input_pop}_to_{pop}", input_pop) if from_inputs else (edge_pop, pop)
+            offset = n_cells if from_inputs else 0
+            order = np.lexsort((block["type_id"], block["source"], block["target"]))
             sonata.write_edges(
-                network / f"{edge_pop}_edges.h5", edge_pop, pop, pop, n_cells,
-                source[order], target[order], type_id[order],
-                {"syn_weight": np.concatenate(weights)[order], "delay": np.concatenate(delays)[order],
-                 "afferent_section_id": np.concatenate(sections)[order].astype(np.uint32),
-                 "afferent_section_pos": np.full(len(order), 0.5, dtype=np.float32),
-                 "distance": np.concatenate(distances)[order].astype(np.float32)},
+                network / f"{name}_edges.h5", name, source_pop, pop,
+                sum(p.count for p in (virtual if from_inputs else simulated)), n_cells,
+                block["source"][order] - offset, block["target"][order], block["type_id"][order],
+                {"syn_weight": block["weight"][order], "delay": block["delay"][order],
+                 "afferent_section_id": block["section"][order].astype(np.uint32),
+                 "afferent_section_pos": block["position"][order].astype(np.float32),
+                 "distance": block["distance"][order].astype(np.float32)},
                 {"syn_weight": "uS", "delay": "ms", "distance": "um"})
-            sonata.write_types_csv(network / f"{edge_pop}_edge_types.csv", edge_types, "edge_type_id")
-            edges.append((f"{edge_pop}_edges.h5", f"{edge_pop}_edge_types.csv", edge_pop))
+            sonata.write_types_csv(network / f"{name}_edge_types.csv", edge_types, "edge_type_id")
+            edges.append((f"{name}_edges.h5", f"{name}_edge_types.csv", name))
         copy_components(spec, tmp / COMPONENTS_DIR)
         morphologies = tmp / COMPONENTS_DIR / "morphologies"
         morphologies.mkdir(exist_ok=True)
@@ -204,6 +192,50 @@ def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
         sonata.write_circuit_config(tmp / "circuit_config.json", nodes, edges, components,
                                     {"livn": livn_block(spec, cells)})
     return Path(output)
+
+
+def _edges(spec: SystemSpec, positions: np.ndarray, cells: dict) -> tuple[list, dict]:
+    """Edge types (one per projection and receptor) and the edges, by whether their sources
+    are virtual: {False: block, True: block}, a block being columns of equal length."""
+    weight_of = dict(spec.weights)
+    edge_types, type_of = [], {}
+    for index, projection in enumerate(spec.projections):
+        for receptor_name in projection.receptors:
+            receptor = spec.receptor(receptor_name)
+            unit = projection.unit_conductance(receptor)
+            type_of[(index, receptor_name)] = 100 + len(edge_types)
+            edge_types.append(sonata.EdgeType(100 + len(edge_types), projection.name, receptor.name,
+                                              receptor.component_id, f"{receptor.name}.json",
+                                              projection.onto or "sites",
+                                              weight_of[f"{projection.name}.{receptor.name}"] * unit, unit))
+    parts = {False: [], True: []}
+
+    def add(index, source, target, section, position, distance):
+        projection = spec.projections[index]
+        virtual = spec.population(projection.source).virtual
+        for receptor_name in projection.receptors:
+            edge_type = edge_types[type_of[(index, receptor_name)] - 100]
+            n = len(source)
+            parts[virtual].append({"source": source, "target": target, "type_id": np.full(n, edge_type.edge_type_id),
+                                   "weight": np.full(n, edge_type.syn_weight), "delay": spec.delay.of(distance),
+                                   "section": section, "position": position, "distance": distance})
+
+    for index, projection in enumerate(spec.projections):
+        if projection.sites:
+            continue
+        c = connect(spec, positions, projection)
+        # synapses sit at the middle of the first section of the target cell's segment group
+        section = cells[projection.target].sections_in(SEGMENT_GROUPS.get(projection.onto, projection.onto))[0]
+        add(index, c.source, c.target, np.full(len(c.source), section, dtype=np.uint32),
+            np.full(len(c.source), 0.5, dtype=np.float32), c.distance)
+    if any(p.sites for p in spec.projections):
+        s = synapses_by_site(spec, positions, cells)
+        for index in np.unique(s.projection):
+            mine = s.projection == index
+            add(int(index), s.source[mine], s.target[mine], s.section[mine], s.position[mine], s.distance[mine])
+    blocks = {virtual: {k: np.concatenate([p[k] for p in chunks]) for k in chunks[0]}
+              for virtual, chunks in parts.items() if chunks}
+    return edge_types, blocks
 
 
 def write_drives(spec: SystemSpec, path: Path, population: str) -> None:

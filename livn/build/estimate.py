@@ -46,6 +46,9 @@ def estimate(spec: SystemSpec) -> Estimate:
     area = max(spec.size[0] * spec.size[1], 1e-9)
     candidates, edges, peak = 0.0, 0.0, 0.0
     for projection in spec.projections:
+        if projection.sites:
+            edges += _site_edges(spec, projection) * len(projection.receptors)
+            continue
         pairs = float(spec.population(projection.source).count) * float(spec.population(projection.target).count)
         kernel = projection.kernel
         r = kernel.max_distance
@@ -56,6 +59,23 @@ def estimate(spec: SystemSpec) -> Estimate:
         peak = max(peak, within * BYTES_PER_CANDIDATE)
     memory = peak + edges * BYTES_PER_EDGE * 2  # the projection being drawn, and every edge before writing
     return Estimate(spec.num_neurons, candidates, edges, memory, edges * BYTES_PER_EDGE)
+
+
+def _site_edges(spec: SystemSpec, projection) -> float:
+    """Expected synapses of a site projection: per target cell, each site's mean times this
+    projection's share of the site (proportions normalised over the projections supplying it)."""
+    target = spec.population(projection.target)
+    kind = "exc" if spec.population(projection.source).role == "excitatory" else "inh"
+    total = 0.0
+    for group, layer, proportion in projection.sites:
+        site = next((s for s in target.synapses if (s.group, s.layer, s.kind) == (group, layer, kind)), None)
+        if site is None:
+            continue
+        shares = sum(p for other in spec.projections if other.target == target.name and other.sites
+                     and ("exc" if spec.population(other.source).role == "excitatory" else "inh") == kind
+                     for g, l, p in other.sites if (g, l) == (group, layer))
+        total += target.count * site.mean * proportion / shares
+    return total
 
 
 def available_memory() -> float:

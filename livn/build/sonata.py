@@ -97,8 +97,8 @@ def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, position
 
 
 def write_edges(path: Path, population: str, source_population: str, target_population: str,
-                num_nodes: int, source: np.ndarray, target: np.ndarray, edge_type_id: np.ndarray,
-                attributes: dict, units: dict) -> None:
+                num_sources: int, num_targets: int, source: np.ndarray, target: np.ndarray,
+                edge_type_id: np.ndarray, attributes: dict, units: dict) -> None:
     """Write ``/edges/<population>`` (edges must already be sorted by target) and its indices.
 
     Both index names are written: libsonata's ``node_id_to_ranges`` and, as a hard link to
@@ -121,7 +121,7 @@ def write_edges(path: Path, population: str, source_population: str, target_popu
             if name in units:
                 group[name].attrs["units"] = units[name]
         group.create_group("dynamics_params")
-    libsonata.EdgePopulation.write_indices(str(path), population, num_nodes, num_nodes)
+    libsonata.EdgePopulation.write_indices(str(path), population, num_sources, num_targets)
     with h5py.File(path, "r+") as h5:
         for direction in ("source_to_target", "target_to_source"):
             index = h5[f"edges/{population}/indices/{direction}"]

@@ -30,7 +30,7 @@ Segment groups: every NeuroML group a section lies wholly in, and "all"; SWC typ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -45,12 +45,78 @@ SWC_GROUPS = {1: ("soma_group", "somatic"), 2: ("axon_group", "axonal"), 3: ("de
 
 @dataclass(frozen=True)
 class ChannelDensity:
-    """``channel`` on ``segment_group`` at ``gmax`` (mS/cm²) with reversal ``erev`` (mV)."""
+    """``channel`` on ``segment_group`` at ``gmax`` (mS/cm²).
+
+    ``kind`` is how the current is computed (NeuroML's density elements):
+
+    - "ohmic" (``channelDensity``): g·(v − ``erev``), ``erev`` in mV;
+    - "nernst" (``channelDensityNernst``): g·(v − E_Ca), E_Ca the Nernst potential of the
+      section's calcium species at the network temperature (``erev`` None);
+    - "ghk2" (``channelDensityGHK2``): g·ghk2(v, cai, cao), NeuroML's modified
+      Goldman–Hodgkin–Katz driving term (Jaffe et al. 1994; ``erev`` None).
+
+    ``ion`` is the density's ``ion`` attribute: a current of ion "ca" feeds the section's
+    calcium concentration model.
+    """
 
     channel: Channel
     segment_group: str
     gmax: float
-    erev: float
+    erev: float | None
+    kind: str = "ohmic"
+    ion: str | None = None
+    file: str = field(default="", compare=False)
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def reads_calcium(self) -> bool:
+        """Whether the current or the gates read the calcium concentrations (cai, cao)."""
+        return self.kind in ("nernst", "ghk2") or "caConc" in self.channel.inputs
+
+    @property
+    def writes_calcium(self) -> bool:
+        """Whether the current is a calcium current (feeds the concentration model)."""
+        return self.kind in ("nernst", "ghk2") or self.ion == "ca"
+
+
+@dataclass(frozen=True)
+class ConcentrationModel:
+    """A NeuroML calcium concentration model (mM, ms), both relaxing to ``resting`` with ``decay``:
+
+    - "decayingPool" (``decayingPoolConcentrationModel``): dC/dt = I_Ca/(2·F·V_shell) −
+      (C − resting)/decay, V_shell the shell of ``shell_thickness`` (µm) under a sphere of the
+      segment's area (NeuroML's definition, π written 3.14159 as NeuroML does, F = 96485.3 C/mol);
+    - "fixedFactor" (``fixedFactorConcentrationModel``): dC/dt = I_Ca/area·``rho`` −
+      (C − resting)/decay, ``rho`` in mol/(m·A·s) (SI); rho = 0 holds C at its initial value
+      when that is the resting value (a fixed concentration).
+
+    I_Ca is the inward calcium current of the segment.
+    """
+
+    id: str
+    kind: str
+    ion: str
+    resting: float
+    decay: float
+    shell_thickness: float = 0.0
+    rho: float = 0.0
+    file: str = field(default="", compare=False)
+    line: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Species:
+    """An ion's concentrations on ``segment_group``: its model, the initial intracellular and
+    extracellular concentrations (mM). NeuroML ``<species>``."""
+
+    id: str
+    ion: str
+    model: ConcentrationModel
+    initial: float
+    initial_ext: float
+    segment_group: str
+    file: str = field(default="", compare=False)
+    line: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +134,7 @@ class Section:
     cm: float = 1.0  # µF/cm²
     ra: float = 100.0  # Ω·cm
     densities: tuple = ()
+    species: tuple = ()
 
     @property
     def xyzd(self) -> np.ndarray:
@@ -186,6 +253,44 @@ class Cell:
     @property
     def groups(self) -> set[str]:
         return set().union(*(s.groups for s in self.sections))
+
+    @property
+    def densities(self) -> tuple:
+        """Every distinct channel density of the cell, in section order."""
+        return tuple(dict.fromkeys(d for s in self.sections for d in s.densities))
+
+    @property
+    def species(self) -> tuple:
+        """Every distinct species of the cell, in section order."""
+        return tuple(dict.fromkeys(p for s in self.sections for p in s.species))
+
+    def beyond_hh(self) -> list[tuple]:
+        """(file, line, construct) of everything the cell uses beyond HH channels with fixed
+        reversal potentials and fixed q10 (what a target without LEMS support refuses)."""
+        out = []
+        for sp in self.species:
+            model = {"decayingPool": "decayingPoolConcentrationModel (calcium pool)",
+                     "fixedFactor": "fixedFactorConcentrationModel (calcium concentration)"}[sp.model.kind]
+            out.append((sp.file, sp.line, f"cell {self.id}: <species> {sp.id} with a {model} {sp.model.id}"))
+        channels = {}
+        for d in self.densities:
+            if d.kind != "ohmic":
+                label = {"nernst": "channelDensityNernst", "ghk2": "channelDensityGHK2"}[d.kind]
+                out.append((d.file, d.line, f"cell {self.id}: {label} of {d.channel.id}"))
+            channels.setdefault(d.channel.id, d.channel)
+        for channel in channels.values():
+            out += channel.beyond_hh()
+        return list(dict.fromkeys(out))
+
+    def temperature_uses(self) -> list[tuple]:
+        """(file, line, what) of the cell's kinetics that depend on the temperature."""
+        out = []
+        for d in self.densities:
+            if d.kind != "ohmic":
+                out.append((d.file, d.line, f"{d.kind} current of {d.channel.id}"))
+            if "temperature" in d.channel.inputs:
+                out.append((d.channel.file, d.channel.line, f"channel {d.channel.id}"))
+        return list(dict.fromkeys(out))
 
     @cached_property
     def compartments(self) -> tuple:
@@ -530,6 +635,124 @@ def read_cell(path, cell_id: str | None = None, morphology: str | Path | None = 
     return _biophysics(doc, element, cell_id, raw, from_swc, source)
 
 
+#: NeuroML density element -> ChannelDensity kind
+DENSITY_KINDS = {"channelDensity": "ohmic", "channelDensityNernst": "nernst", "channelDensityGHK2": "ghk2"}
+#: concentration model element -> ConcentrationModel kind
+CONCENTRATION_MODELS = {"decayingPoolConcentrationModel": "decayingPool",
+                        "fixedFactorConcentrationModel": "fixedFactor"}
+
+
+def _density(doc, child, all_groups: set) -> ChannelDensity:
+    """A channelDensity, channelDensityNernst or channelDensityGHK2 element."""
+    tag = _local(child.tag)
+    kind = DENSITY_KINDS[tag]
+    where = _where(child)
+    group = child.get("segmentGroup", "all")
+    if group not in all_groups:
+        raise NeuroMLError([(*where, f"{tag} {child.get('id')}: segment group {group!r} is not in the morphology "
+                                     f"(groups: {', '.join(sorted(all_groups))})")])
+    if child.get("segment") is not None:
+        raise NeuroMLError([(*where, f"{tag} on a single segment is not supported; use a segmentGroup")])
+    channel = read_channel(doc, child.get("ionChannel", ""), where)
+    gmax = quantity(child, "condDensity", "conductance_density")
+    if gmax < 0:
+        raise NeuroMLError([(*where, f"{tag} {child.get('id')}: condDensity must be >= 0, found "
+                                     f"{child.get('condDensity')!r}")])
+    ion = child.get("ion") or channel.species
+    if kind == "ohmic":
+        return ChannelDensity(channel, group, gmax, quantity(child, "erev", "voltage"), "ohmic", ion, *where)
+    if ion != "ca":
+        raise NeuroMLError([(*where, f"{tag} {child.get('id')}: ion {ion!r} is not supported (livn computes "
+                                     f"Nernst and GHK currents of calcium, ion=\"ca\", from its concentrations)")])
+    if child.get("erev") is not None:
+        raise NeuroMLError([(*where, f"{tag} {child.get('id')}: erev is computed from the concentrations; "
+                                     f"remove erev={child.get('erev')!r}")])
+    return ChannelDensity(channel, group, gmax, None, kind, ion, *where)
+
+
+def _concentration_model(doc, model_id: str, species) -> ConcentrationModel:
+    """The concentration model ``model_id`` that ``species`` (element) names."""
+    element = doc.find(model_id or "")
+    if element is None or _local(element.tag) not in CONCENTRATION_MODELS:
+        found = f" (<{_local(element.tag)}>)" if element is not None else ""
+        raise NeuroMLError([(*_where(species), f"species {species.get('id')}: concentrationModel {model_id!r}{found} "
+                                               f"is not a {' or '.join(CONCENTRATION_MODELS)} in the file or its "
+                                               f"includes")])
+    kind = CONCENTRATION_MODELS[_local(element.tag)]
+    resting = quantity(element, "restingConc", "concentration")
+    decay = quantity(element, "decayConstant", "time")
+    problems = []
+    if resting < 0:
+        problems.append((*_where(element), f"{model_id}: restingConc must be >= 0"))
+    if decay <= 0:
+        problems.append((*_where(element), f"{model_id}: decayConstant must be > 0 ms"))
+    extra = {}
+    if kind == "decayingPool":
+        extra["shell_thickness"] = quantity(element, "shellThickness", "length")
+        if extra["shell_thickness"] <= 0:
+            problems.append((*_where(element), f"{model_id}: shellThickness must be > 0 um"))
+    else:
+        from .lems import ExpressionError, si_value
+
+        try:
+            extra["rho"] = si_value(element.get("rho"), "rho_factor")[0]
+        except ExpressionError as err:
+            problems.append((*_where(element), f"{model_id}: rho: {err}"))
+        else:
+            if extra["rho"] < 0:
+                problems.append((*_where(element), f"{model_id}: rho must be >= 0"))
+    if problems:
+        raise NeuroMLError(problems)
+    return ConcentrationModel(model_id, kind, element.get("ion", ""), resting, decay, **extra,
+                              file=_where(element)[0], line=element.sourceline)
+
+
+def _species(doc, child, all_groups: set) -> Species:
+    """A <species> of intracellularProperties (calcium only)."""
+    where = _where(child)
+    ion, group = child.get("ion"), child.get("segmentGroup", "all")
+    if ion != "ca":
+        raise NeuroMLError([(*where, f"species {child.get('id')}: ion {ion!r} is not supported (livn models "
+                                     f"calcium, ion=\"ca\")")])
+    if group not in all_groups:
+        raise NeuroMLError([(*where, f"species {child.get('id')}: segment group {group!r} is not in the morphology")])
+    model = _concentration_model(doc, child.get("concentrationModel"), child)
+    if model.ion != ion:
+        raise NeuroMLError([(*where, f"species {child.get('id')} (ion {ion}) uses {model.id}, a model of ion "
+                                     f"{model.ion!r}")])
+    initial = quantity(child, "initialConcentration", "concentration")
+    initial_ext = quantity(child, "initialExtConcentration", "concentration")
+    if initial < 0 or initial_ext <= 0:
+        raise NeuroMLError([(*where, f"species {child.get('id')}: need initialConcentration >= 0 and "
+                                     f"initialExtConcentration > 0 mM")])
+    return Species(child.get("id", ion), ion, model, initial, initial_ext, group, *where)
+
+
+def _calcium_problems(cell_id: str, raw: list, densities: list, species: list) -> list:
+    """Every calcium-reading density must lie where the cell has a calcium species, and species
+    must not overlap (NeuroML would read a concentration of 0 there; jNeuroML's NEURON export
+    NEURON's defaults: refused rather than guessed)."""
+    problems = []
+    for sp in species:
+        for other in species:
+            if other is not sp and other.line > sp.line and any(
+                    {sp.segment_group, other.segment_group} <= r["groups"] for r in raw):
+                problems.append((other.file, other.line, f"cell {cell_id}: species {other.id} overlaps species "
+                                                         f"{sp.id} (line {sp.line}) on some segments"))
+    covered = [r for r in raw if any(sp.segment_group in r["groups"] for sp in species)]
+    for d in densities:
+        if not d.reads_calcium:
+            continue
+        bare = [r["name"] for r in raw if d.segment_group in r["groups"] and r not in covered]
+        if bare:
+            what = f"{d.kind} current" if d.kind != "ohmic" else "calcium-dependent gates"
+            problems.append((d.file, d.line, f"cell {cell_id}: {d.channel.id} ({what}) reads the calcium "
+                                             f"concentration, but sections {', '.join(bare[:5])}"
+                                             f"{' ...' if len(bare) > 5 else ''} have no <species ion=\"ca\"> "
+                                             f"(add one to intracellularProperties)"))
+    return problems
+
+
 def _biophysics(doc, element, cell_id: str, raw: list, from_swc: bool, source: str) -> Cell:
     bio = _part(doc, element, "biophysicalProperties")
     if bio is None:
@@ -540,28 +763,13 @@ def _biophysics(doc, element, cell_id: str, raw: list, from_swc: bool, source: s
         raise NeuroMLError([(*_where(bio), f"cell {cell_id}: biophysicalProperties need membraneProperties "
                                            f"and intracellularProperties")])
     all_groups = set().union(*(r["groups"] for r in raw))
-    problems, densities = [], []
+    problems, densities, species = [], [], []
     cm_by_group, ra_by_group, v_init, threshold = {}, {}, None, None
     for child in membrane:
         tag = _local(child.tag)
         try:
-            if tag == "channelDensity":
-                group = child.get("segmentGroup", "all")
-                if group not in all_groups:
-                    problems.append((*_where(child), f"channelDensity {child.get('id')}: segment group {group!r} "
-                                                     f"is not in the morphology (groups: {', '.join(sorted(all_groups))})"))
-                    continue
-                if child.get("segment") is not None:
-                    problems.append((*_where(child), "channelDensity on a single segment is not supported; "
-                                                     "use a segmentGroup"))
-                    continue
-                channel = read_channel(doc, child.get("ionChannel", ""), _where(child))
-                gmax = quantity(child, "condDensity", "conductance_density")
-                if gmax < 0:
-                    problems.append((*_where(child), f"channelDensity {child.get('id')}: condDensity must be >= 0, "
-                                                     f"found {child.get('condDensity')!r}"))
-                    continue
-                densities.append(ChannelDensity(channel, group, gmax, quantity(child, "erev", "voltage")))
+            if tag in DENSITY_KINDS:
+                densities.append(_density(doc, child, all_groups))
             elif tag == "specificCapacitance":
                 cm_by_group[child.get("segmentGroup", "all")] = quantity(child, "value", "capacitance_density")
             elif tag == "initMembPotential":
@@ -569,17 +777,19 @@ def _biophysics(doc, element, cell_id: str, raw: list, from_swc: bool, source: s
             elif tag == "spikeThresh":
                 threshold = quantity(child, "value", "voltage")
             elif tag.startswith("channelDensity") or tag in ("channelPopulation",):
-                problems.append((*_where(child), f"<{tag}> is not supported (use channelDensity with a fixed erev)"))
+                problems.append((*_where(child), f"<{tag}> is not supported (supported: "
+                                                 f"{', '.join(DENSITY_KINDS)})"))
         except NeuroMLError as err:
             problems += err.problems
     for child in intra:
-        if _local(child.tag) == "resistivity":
-            try:
+        try:
+            if _local(child.tag) == "resistivity":
                 ra_by_group[child.get("segmentGroup", "all")] = quantity(child, "value", "resistivity")
-            except NeuroMLError as err:
-                problems += err.problems
-        elif _local(child.tag) == "species":
-            problems.append((*_where(child), "intracellular species (concentration models) are not supported"))
+            elif _local(child.tag) == "species":
+                species.append(_species(doc, child, all_groups))
+        except NeuroMLError as err:
+            problems += err.problems
+    problems += _calcium_problems(cell_id, raw, densities, species)
     for what, value in (("initMembPotential", v_init), ("spikeThresh", threshold)):
         if value is None:
             problems.append((*_where(membrane), f"cell {cell_id}: no {what}"))
@@ -602,9 +812,11 @@ def _biophysics(doc, element, cell_id: str, raw: list, from_swc: bool, source: s
     for r in raw:
         cm, ra = by_group(cm_by_group, r["groups"]), by_group(ra_by_group, r["groups"])
         own = tuple(d for d in densities if d.segment_group in r["groups"])
+        own_species = tuple(sp for sp in species if sp.segment_group in r["groups"])
         sec = Section(r["index"], r["name"], r["parent"], r["parent_x"], r["points"], r["groups"], 1, cm, ra, own)
         nseg = r["nseg"] if r["nseg"] is not None else d_lambda_nseg(sec)
-        sections.append(Section(sec.index, sec.name, sec.parent, sec.parent_x, sec.points, sec.groups, nseg, cm, ra, own))
+        sections.append(Section(sec.index, sec.name, sec.parent, sec.parent_x, sec.points, sec.groups, nseg, cm, ra, own,
+                                own_species))
     if not sections or "soma_group" not in sections[0].groups and "somatic" not in sections[0].groups:
         if sections and not any("soma" in g for g in sections[0].groups):
             raise NeuroMLError([(*_where(element), f"cell {cell_id}: the first section must be the soma "

@@ -7,11 +7,22 @@ mV, ms, 1/ms, µm, mS/cm², µF/cm², Ω·cm, µS, mM.
 
 Supported NeuroML2 subset (anything else is refused with file and line):
 ``ionChannelHH`` / ``ionChannel`` / ``ionChannelPassive`` with gates ``gateHHrates``,
-``gateHHtauInf``, ``gateHHInstantaneous`` (or ``<gate type=...>``); rates/variables
-``HHExpRate``, ``HHSigmoidRate``, ``HHExpLinearRate``, ``HHSigmoidVariable``,
-``HHExpVariable``; ``q10Fixed``; ``expTwoSynapse``, ``expOneSynapse``,
-``blockingPlasticSynapse`` with a ``voltageConcDepBlockMechanism``; cells with
-``channelDensity`` (fixed erev) on segment groups.
+``gateHHtauInf``, ``gateHHInstantaneous``, ``gateHHratesInf``, ``gateHHratesTau``,
+``gateHHratesTauInf`` (or ``<gate type=...>``); rates/variables ``HHExpRate``,
+``HHSigmoidRate``, ``HHExpLinearRate``, ``HHSigmoidVariable``, ``HHExpVariable``; time courses
+``fixedTimeCourse``; custom ComponentTypes extending the base rate, variable and time types
+(``baseVoltage[Conc]Dep{Rate,Variable,Time}``, read by :mod:`livn.neuroml.lems`: Constants,
+Parameters rate/midpoint/scale/tau, DerivedVariables and ConditionalDerivedVariables through a
+restricted expression parser); ``q10Fixed``, ``q10ExpTemp``, ``q10ConductanceScaling``;
+``expTwoSynapse``, ``expOneSynapse``, ``blockingPlasticSynapse`` with a
+``voltageConcDepBlockMechanism``; cells with ``channelDensity`` (fixed erev),
+``channelDensityNernst`` and ``channelDensityGHK2`` (calcium) on segment groups, and calcium
+``species`` with a ``decayingPoolConcentrationModel`` or ``fixedFactorConcentrationModel``
+(:mod:`livn.neuroml.cell`).
+
+Temperature: kinetics that depend on it (q10ExpTemp, custom types reading ``temperature``,
+Nernst and GHK potentials) take it as an argument in °C — the network's temperature
+(NeuroML's ``networkWithTemperature``; in livn the circuit's), never a per-cell value.
 """
 
 from __future__ import annotations
@@ -152,20 +163,38 @@ def _where(element) -> tuple:
 # -- channels ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rate:
-    """A standard HH rate or variable: kind, rate (1/ms, or dimensionless for variables),
-    midpoint (mV), scale (mV)."""
+    """A rate, steady state or time course of a gate.
+
+    ``kind`` is a standard HH form ("HHExpRate", "HHSigmoidRate", "HHExpLinearRate": ``rate``
+    in 1/ms; "HHSigmoidVariable", "HHExpVariable": ``rate`` dimensionless; ``midpoint`` and
+    ``scale`` in mV), "fixedTimeCourse" (``rate`` holds τ in ms), or "custom" (a custom
+    ComponentType, :class:`~livn.neuroml.lems.CustomType` in ``custom``).
+    """
 
     kind: str
     rate: float
     midpoint: float
     scale: float
+    custom: object = None
+
+    @property
+    def inputs(self) -> frozenset:
+        """What the value depends on besides v: "caConc" and/or "temperature"."""
+        return self.custom.inputs - {"v"} if self.custom is not None else frozenset()
 
     def expression(self, v: str, exprel: str = "exprel") -> str:
-        """The rate as arithmetic in ``v`` (mV, a plain number), result in 1/ms or 1.
+        """The rate as arithmetic in ``v`` (mV, a plain number), result in 1/ms, 1 or ms.
 
         ``HHExpLinearRate`` x/(1 - exp(-x)) = 1/exprel(-x), with exprel(y) = (exp(y) - 1)/y,
-        which simulators evaluate without the removable singularity at x = 0.
+        which simulators evaluate without the removable singularity at x = 0. A custom
+        ComponentType has no single expression: it raises UnsupportedNeuroML (targets that
+        translate them emit functions, see :meth:`livn.neuroml.lems.CustomType.nmodl_function`).
         """
+        if self.kind == "custom":
+            raise UnsupportedNeuroML(f"ComponentType {self.custom.name} ({self.custom.file}:{self.custom.line}) is "
+                                     f"a custom LEMS type, which this target does not translate")
+        if self.kind == "fixedTimeCourse":
+            return repr(self.rate)
         r, m, s = f"{self.rate!r}", f"{self.midpoint!r}", f"{self.scale!r}"
         x = f"(({v}) - ({m}))/({s})"
         if self.kind in ("HHExpRate", "HHExpVariable"):
@@ -174,10 +203,15 @@ class Rate:
             return f"{r}/(1 + exp(-{x}))"
         return f"{r}/{exprel}(-{x})"
 
-    def value(self, v):
-        """The rate at ``v`` (mV, number or array)."""
+    def value(self, v, cai=None, temperature=None):
+        """The rate at ``v`` (mV, number or array); ``cai`` (mM) and ``temperature`` (°C) for
+        custom types that read them."""
         import numpy as np
 
+        if self.kind == "custom":
+            return self.custom.evaluate(v, cai=cai, temperature=temperature)
+        if self.kind == "fixedTimeCourse":
+            return np.full(np.shape(v), self.rate) if np.ndim(v) else self.rate
         x = (np.asarray(v, dtype=float) - self.midpoint) / self.scale
         if self.kind in ("HHExpRate", "HHExpVariable"):
             return self.rate * np.exp(x)
@@ -189,11 +223,29 @@ class Rate:
 
 RATE_KINDS = {"HHExpRate", "HHSigmoidRate", "HHExpLinearRate"}
 VARIABLE_KINDS = {"HHSigmoidVariable", "HHExpVariable"}
+TIME_KINDS = {"fixedTimeCourse"}
+#: the role of each rate element of a gate, and the standard types it may name
+ROLES = {"forwardRate": ("rate", RATE_KINDS), "reverseRate": ("rate", RATE_KINDS),
+         "steadyState": ("variable", VARIABLE_KINDS), "timeCourse": ("time", TIME_KINDS)}
 
 
 @dataclass(frozen=True)
 class Gate:
-    """An HH gate: ``kind`` is "rates", "tauInf" or "instantaneous"; ``q10`` multiplies rates."""
+    """An HH gate x, dx/dt = (x∞ − x)/τ, open fraction x^instances.
+
+    ``kind`` says where x∞ and τ come from (NeuroML's gate types; α = forward, β = reverse,
+    s = rate scale = ``q10`` × Π q10Factor^((T − experimentalTemp)/10 K)):
+
+    - "rates" (gateHHrates): x∞ = α/(α + β), τ = 1/(s(α + β))
+    - "ratesInf" (gateHHratesInf): x∞ = steady state, τ = 1/(s(α + β))
+    - "ratesTau" (gateHHratesTau): x∞ = α/(α + β), τ = time course/s
+    - "tauInf" (gateHHtauInf) and "ratesTauInf" (gateHHratesTauInf): x∞ = steady state,
+      τ = time course/s
+    - "instantaneous" (gateHHInstantaneous): x = steady state
+
+    ``q10`` is the gate's q10Fixed factor (1 without one); ``q10_temperature`` holds
+    (q10Factor, experimentalTemp °C) of its q10ExpTemp (empty without one).
+    """
 
     name: str
     kind: str
@@ -203,85 +255,233 @@ class Gate:
     steady_state: Rate | None = None
     time_course: Rate | None = None
     q10: float = 1.0
+    q10_temperature: tuple = ()
+    file: str = field(default="", compare=False)
+    line: int | None = field(default=None, compare=False)
 
-    def relaxation_rate(self, v):
+    #: which rates each kind needs
+    NEEDS = {"rates": ("forward", "reverse"), "ratesInf": ("forward", "reverse", "steady_state"),
+             "ratesTau": ("forward", "reverse", "time_course"), "tauInf": ("steady_state", "time_course"),
+             "ratesTauInf": ("forward", "reverse", "steady_state", "time_course"),
+             "instantaneous": ("steady_state",)}
+
+    @property
+    def rates(self) -> tuple:
+        """The gate's rate objects (forward, reverse, steady state, time course that it has)."""
+        return tuple(r for r in (self.forward, self.reverse, self.steady_state, self.time_course) if r is not None)
+
+    @property
+    def inputs(self) -> frozenset:
+        """What the gate depends on besides v: "caConc" and/or "temperature"."""
+        out = frozenset().union(*(r.inputs for r in self.rates))
+        return out | {"temperature"} if self.q10_temperature else out
+
+    @property
+    def infinity_from_rates(self) -> bool:
+        return self.kind in ("rates", "ratesTau")
+
+    @property
+    def tau_from_rates(self) -> bool:
+        return self.kind in ("rates", "ratesInf")
+
+    def rate_scale(self, temperature=None) -> float:
+        """s: the factor on 1/τ (q10Fixed × q10ExpTemp at ``temperature`` °C)."""
+        scale = self.q10
+        for factor, experimental in self.q10_temperature:
+            if temperature is None:
+                raise ValueError(f"gate {self.name} has a q10ExpTemp ({self.file}:{self.line}): give the temperature")
+            scale = scale * factor ** (((temperature + 273.15) - (experimental + 273.15)) / 10.0)
+        return scale
+
+    def tau(self, v, cai=None, temperature=None):
+        """τ at ``v`` (mV), ms (``cai`` mM, ``temperature`` °C where the gate reads them)."""
+        s = self.rate_scale(temperature)
+        if self.kind == "instantaneous":
+            raise ValueError(f"gate {self.name}: an instantaneous gate has no time constant")
+        if self.tau_from_rates:
+            return 1.0 / (s * (self.forward.value(v, cai, temperature) + self.reverse.value(v, cai, temperature)))
+        return self.time_course.value(v, cai, temperature) / s
+
+    def relaxation_rate(self, v, cai=None, temperature=None):
         """How fast the gate approaches its steady state at ``v`` (mV): q10·(α + β) or q10/τ, 1/ms."""
         if self.kind == "rates":
-            return self.q10 * (self.forward.value(v) + self.reverse.value(v))
-        if self.kind == "tauInf":
+            return self.q10 * (self.forward.value(v) + self.reverse.value(v)) if not self.q10_temperature \
+                else 1.0 / self.tau(v, cai, temperature)
+        if self.kind == "tauInf" and not self.q10_temperature and not self.inputs:
             return self.q10 / self.time_course.value(v)
-        raise ValueError(f"gate {self.name}: an instantaneous gate has no relaxation rate")
+        if self.kind == "instantaneous":
+            raise ValueError(f"gate {self.name}: an instantaneous gate has no relaxation rate")
+        return 1.0 / self.tau(v, cai, temperature)
 
-    def steady(self, v):
-        """Steady-state value of the gate at ``v`` (mV)."""
-        if self.kind == "rates":
-            a, b = self.forward.value(v), self.reverse.value(v)
+    def steady(self, v, cai=None, temperature=None):
+        """Steady-state value of the gate at ``v`` (mV) (``cai`` mM, ``temperature`` °C)."""
+        if self.infinity_from_rates:
+            a, b = self.forward.value(v, cai, temperature), self.reverse.value(v, cai, temperature)
             return a / (a + b)
-        return self.steady_state.value(v)
+        return self.steady_state.value(v, cai, temperature)
 
 
 @dataclass(frozen=True)
 class Channel:
-    """An ion channel; ``file`` and ``line`` say where it is defined."""
+    """An ion channel; ``file`` and ``line`` say where it is defined.
+
+    ``conductance_scaling`` holds (q10Factor, experimentalTemp °C) of each
+    ``q10ConductanceScaling``: g = gmax · Π q10Factor^((T − experimentalTemp)/10 K) · Π gates.
+    """
 
     id: str
     species: str | None
     gates: tuple
     file: str = field(default="", compare=False)
     line: int | None = field(default=None, compare=False)
+    conductance_scaling: tuple = ()
+
+    @property
+    def inputs(self) -> frozenset:
+        """What the channel's kinetics read besides v: "caConc" and/or "temperature"."""
+        out = frozenset().union(*(g.inputs for g in self.gates))
+        return out | {"temperature"} if self.conductance_scaling else out
+
+    def conductance_scale(self, temperature=None) -> float:
+        """The q10ConductanceScaling factor at ``temperature`` (°C); 1 without one."""
+        scale = 1.0
+        for factor, experimental in self.conductance_scaling:
+            if temperature is None:
+                raise ValueError(f"channel {self.id} has a q10ConductanceScaling: give the temperature")
+            scale *= factor ** (((temperature + 273.15) - (experimental + 273.15)) / 10.0)
+        return scale
+
+    def beyond_hh(self) -> list[tuple]:
+        """(file, line, construct) of what the channel uses beyond standard HH gates with fixed
+        q10 (what a target without LEMS support must refuse)."""
+        out = []
+        if self.conductance_scaling:
+            out.append((self.file, self.line, f"channel {self.id}: q10ConductanceScaling"))
+        for g in self.gates:
+            if g.kind not in ("rates", "tauInf", "instantaneous"):
+                label = next(k for k, v in _GATE_KINDS.items() if v == g.kind)
+                out.append((g.file or self.file, g.line or self.line, f"channel {self.id}: gate {g.name} is a {label}"))
+            if g.q10_temperature:
+                out.append((g.file or self.file, g.line or self.line, f"channel {self.id}: gate {g.name} has a "
+                                                                      f"q10ExpTemp (temperature-dependent kinetics)"))
+            for r in g.rates:
+                if r.kind == "custom":
+                    out.append((g.file or self.file, g.line or self.line,
+                                f"channel {self.id}: gate {g.name} uses the custom ComponentType {r.custom.name} "
+                                f"({Path(r.custom.file).name}:{r.custom.line})"))
+                elif r.kind == "fixedTimeCourse":
+                    out.append((g.file or self.file, g.line or self.line,
+                                f"channel {self.id}: gate {g.name} has a fixedTimeCourse"))
+        return out
 
 
-def _rate(element, variable: bool = False) -> Rate | None:
+def _problem(element, message: str) -> NeuroMLError:
+    return NeuroMLError([(*_where(element), message)])
+
+
+def _rate(doc, element, role_tag: str) -> Rate | None:
+    """The rate element ``element`` (a forwardRate, reverseRate, steadyState or timeCourse)."""
     if element is None:
         return None
+    role, standard = ROLES[role_tag]
     kind = element.get("type")
-    allowed = VARIABLE_KINDS if variable else RATE_KINDS
-    if kind not in allowed:
-        raise NeuroMLError([(*_where(element), f"<{_local(element.tag)} type={kind!r}>: supported types are "
-                                               f"{', '.join(sorted(allowed))}")])
-    rate = quantity(element, "rate", "none" if variable else "per_time")
-    scale = quantity(element, "scale", "voltage")
-    if scale == 0:
-        raise NeuroMLError([(*_where(element), "scale must not be 0 mV")])
-    return Rate(kind, rate, quantity(element, "midpoint", "voltage"), scale)
+    if kind in standard:
+        if kind == "fixedTimeCourse":
+            tau = quantity(element, "tau", "time")
+            if tau <= 0:
+                raise _problem(element, f"fixedTimeCourse tau must be > 0 ms, found {element.get('tau')!r}")
+            return Rate(kind, tau, 0.0, 0.0)
+        rate = quantity(element, "rate", "none" if role == "variable" else "per_time")
+        scale = quantity(element, "scale", "voltage")
+        if scale == 0:
+            raise _problem(element, "scale must not be 0 mV")
+        return Rate(kind, rate, quantity(element, "midpoint", "voltage"), scale)
+    custom = doc.component_types.get(kind) if kind else None
+    if custom is None:
+        other = sorted(k for r, ks in ROLES.values() for k in ks if r != role)
+        found = " (a standard type of another role)" if kind in other else ""
+        raise _problem(element, f"<{_local(element.tag)} type={kind!r}>{found}: expected a {role}: one of "
+                                f"{', '.join(sorted(standard))}, or a ComponentType defined in the file or its "
+                                f"includes that extends a base {role} type")
+    from .lems import read_custom
+
+    return Rate("custom", 0.0, 0.0, 0.0, read_custom(custom, element, role, _problem))
 
 
-_GATE_KINDS = {"gateHHrates": "rates", "gateHHtauInf": "tauInf", "gateHHInstantaneous": "instantaneous"}
+_GATE_KINDS = {"gateHHrates": "rates", "gateHHtauInf": "tauInf", "gateHHInstantaneous": "instantaneous",
+               "gateHHratesInf": "ratesInf", "gateHHratesTau": "ratesTau", "gateHHratesTauInf": "ratesTauInf"}
+_ATTRIBUTE = {"forwardRate": "forward", "reverseRate": "reverse", "steadyState": "steady_state",
+              "timeCourse": "time_course"}
 
 
-def _gate(element) -> Gate:
+def _q10(element) -> tuple[float, tuple]:
+    """(q10Fixed factor, ((q10Factor, experimentalTemp °C),)) of a gate's q10Settings (at most one)."""
+    fixed, by_temperature = 1.0, []
+    settings = [q for q in element if _local(q.tag) == "q10Settings"]
+    if len(settings) > 1:
+        raise _problem(settings[1], f"gate {element.get('id')}: more than one <q10Settings> (NeuroML allows one)")
+    for q in settings:
+        if q.get("type") == "q10Fixed":
+            fixed *= quantity(q, "fixedQ10", "none")
+        elif q.get("type") == "q10ExpTemp":
+            by_temperature.append(_q10_exp_temp(q))
+        else:
+            raise _problem(q, f"q10Settings type {q.get('type')!r} is not supported (supported: q10Fixed, q10ExpTemp)")
+    return fixed, tuple(by_temperature)
+
+
+def _q10_exp_temp(element) -> tuple[float, float]:
+    """(q10Factor, experimentalTemp in °C) of a q10ExpTemp or q10ConductanceScaling."""
+    from .lems import ExpressionError, ZERO_CELSIUS, si_value
+
+    factor = quantity(element, "q10Factor", "none")
+    if factor <= 0:
+        raise _problem(element, f"q10Factor must be > 0, found {element.get('q10Factor')!r}")
+    try:
+        kelvin = si_value(element.get("experimentalTemp"), "temperature")[0]
+    except ExpressionError as err:
+        raise _problem(element, f"experimentalTemp: {err}") from None
+    return factor, kelvin - ZERO_CELSIUS
+
+
+def _gate(doc, element) -> Gate:
     tag = _local(element.tag)
     kind = _GATE_KINDS.get(element.get("type") if tag == "gate" else tag)
     if kind is None:
-        raise NeuroMLError([(*_where(element), f"gate {element.get('id')!r}: type "
-                                               f"{element.get('type') or tag!r} is not supported "
-                                               f"(supported: {', '.join(_GATE_KINDS)})")])
+        raise _problem(element, f"gate {element.get('id')!r}: type {element.get('type') or tag!r} is not supported "
+                                f"(supported: {', '.join(_GATE_KINDS)})")
     name = element.get("id") or ""
     if not IDENTIFIER.match(name):
-        raise NeuroMLError([(*_where(element), f"gate id {name!r} is not an identifier (letters, digits, _)")])
+        raise _problem(element, f"gate id {name!r} is not an identifier (letters, digits, _)")
     try:
         instances = int(element.get("instances", "1"))
     except ValueError:
         instances = -1
     if instances < 1:
-        raise NeuroMLError([(*_where(element), f"gate {name}: instances must be a positive integer, "
-                                               f"found {element.get('instances')!r}")])
-    children = {_local(c.tag): c for c in element}
-    q10 = 1.0
-    if "q10Settings" in children:
-        q = children["q10Settings"]
-        if q.get("type") != "q10Fixed":
-            raise NeuroMLError([(*_where(q), f"q10Settings type {q.get('type')!r} is not supported (use q10Fixed)")])
-        q10 = quantity(q, "fixedQ10", "none")
-    gate = Gate(name, kind, instances, _rate(children.get("forwardRate")), _rate(children.get("reverseRate")),
-                _rate(children.get("steadyState"), variable=True), _rate(children.get("timeCourse")), q10)
-    need = {"rates": ("forward", "reverse"), "tauInf": ("steady_state", "time_course"),
-            "instantaneous": ("steady_state",)}[kind]
-    missing = [n for n in need if getattr(gate, n) is None]
-    if missing:
-        raise NeuroMLError([(*_where(element), f"gate {name} ({kind}) needs "
-                                               f"{', '.join(m.replace('_', ' ') for m in missing)}")])
-    return gate
+        raise _problem(element, f"gate {name}: instances must be a positive integer, found {element.get('instances')!r}")
+    rates = {}
+    for child in element:
+        child_tag = _local(child.tag)
+        if child_tag in _ATTRIBUTE:
+            if _ATTRIBUTE[child_tag] in rates:
+                raise _problem(child, f"gate {name}: more than one <{child_tag}>")
+            rates[_ATTRIBUTE[child_tag]] = _rate(doc, child, child_tag)
+        elif child_tag not in ("q10Settings", "notes", "annotation", ""):
+            raise _problem(child, f"gate {name}: <{child_tag}> is not supported in a gate")
+    need = Gate.NEEDS[kind]
+    missing = [n for n in need if n not in rates]
+    extra = [n for n in rates if n not in need]
+    if missing or extra:
+        label = [k for k, v in _GATE_KINDS.items() if v == kind][0]
+        inverse = {v: k for k, v in _ATTRIBUTE.items()}
+        raise _problem(element, f"gate {name} ({label}) needs {', '.join(inverse[n] for n in need)}; "
+                                + (f"missing {', '.join(inverse[n] for n in missing)}" if missing else
+                                   f"{', '.join(inverse[n] for n in extra)} does not belong to it"))
+    fixed, by_temperature = _q10(element)
+    if kind == "instantaneous" and (fixed != 1.0 or by_temperature):
+        raise _problem(element, f"gate {name}: an instantaneous gate has no time course for q10Settings to scale")
+    return Gate(name, kind, instances, q10=fixed, q10_temperature=by_temperature, file=_where(element)[0],
+                line=element.sourceline, **rates)
 
 
 CHANNEL_TAGS = {"ionChannelHH", "ionChannel", "ionChannelPassive"}
@@ -297,14 +497,21 @@ def read_channel(doc: Document, channel_id: str, where=None) -> Channel:
                                                                 f"(in {doc.path.name} and its includes)")])
     if not IDENTIFIER.match(channel_id):
         raise NeuroMLError([(*_where(element), f"channel id {channel_id!r} is not an identifier")])
-    gates = []
+    gates, scaling = [], []
     for child in element:
         tag = _local(child.tag)
         if tag in ("gate", *_GATE_KINDS):
-            gates.append(_gate(child))
+            gates.append(_gate(doc, child))
         elif tag.startswith("gate"):
             raise NeuroMLError([(*_where(child), f"<{tag}> is not supported (supported: {', '.join(_GATE_KINDS)})")])
-    return Channel(channel_id, element.get("species"), tuple(gates), *_where(element))
+        elif tag == "q10ConductanceScaling":
+            scaling.append(_q10_exp_temp(child))
+        elif tag.endswith("ConductanceScaling") or tag == "conductanceScaling":
+            raise NeuroMLError([(*_where(child), f"<{tag}> is not supported (supported: q10ConductanceScaling)")])
+    names = [g.name for g in gates]
+    if len(set(names)) != len(names):
+        raise NeuroMLError([(*_where(element), f"channel {channel_id}: gate ids repeat ({', '.join(names)})")])
+    return Channel(channel_id, element.get("species"), tuple(gates), *_where(element), tuple(scaling))
 
 
 # -- synapses ---------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .model import (MEA, Delay, GaussianKernel, Layer, Noise, OUConductance, PoissonDrive, Population,
-                    Projection, Receptor, SystemSpec, ThetaModulation)
-from .neuroml import SEGMENT_GROUPS, closure, read_neuroml
+                    Projection, Receptor, SynapseSite, SystemSpec, ThetaModulation)
+from .neuroml import SEGMENT_GROUPS, cell_groups, closure, read_neuroml
 from .problems import Problem, SpecError, relative_name
 from .schema import schema_problems
 from .source import Document, load_document
@@ -122,6 +122,10 @@ class _Meaning:
 
     def __init__(self, doc: Document, broken: set, scale: float = 1.0):
         self.doc = doc
+        layers = self.doc.data.get("culture", {}).get("layers") if isinstance(self.doc.data.get("culture"), dict) else None
+        # a layer with wrong bounds is still a layer: other entries naming it are not wrong too
+        self.layer_names = [n for n in layers] if isinstance(layers, dict) else []
+        self.skipped: set = set()  # populations the schema rejected: what refers to them is not checked
         self.scale = scale
         self.broken = broken
         self.problems: list[Problem] = []
@@ -258,6 +262,7 @@ class _Meaning:
         # a population the schema rejected is left out; the others are still checked
         entries = {name: p for name, p in data.items() if isinstance(p, dict) and self.ok(("populations", name))}
         complete = len(entries) == len(data)  # sums over populations mean something only then
+        self.skipped = set(data) - set(entries)
         counts = {name: p.get("count") for name, p in entries.items()}
         fractions = {name: p.get("fraction") for name, p in entries.items()}
         if any(f is not None for f in fractions.values()) and any(f is None for f in fractions.values()):
@@ -314,13 +319,19 @@ class _Meaning:
             elif layers and "count" in entry:
                 self.error(key, f"the culture has layers ({', '.join(l.name for l in layers)}): give {name}'s cells "
                                 f"per layer ('layers: {{{layers[0].name}: N}}') rather than a 'count'")
-            occupied = {layer for layer, n in (entry.get("layers") or {}).items() if n} if isinstance(entry.get("layers"), dict) else set()
+            counts_by_layer = entry.get("layers") if isinstance(entry.get("layers"), dict) else {}
+            occupied = {layer for layer, n in counts_by_layer.items() if n}
+            if set(counts_by_layer) - set(self.layer_names):
+                occupied = None  # the counts name an unknown layer (reported): depths are not checked against them
             depth = self.depth(key, entry.get("depth"), layers, occupied)
             extent = None
             if "axon_extent" in entry and self.ok(key + ("axon_extent",)):
                 extent = tuple(self.quantity(key + ("axon_extent", i), "length", positive=True) for i in range(2))
+            sites = self.synapse_sites(key, entry.get("synapses"), layers, path, cell_id)
+            if sites and "drive" in entry:
+                self.error(key + ("synapses",), f"{name} is a virtual population (spike sources): it has no synapses")
             out[name] = Population(name, counts.get(name) or 0, path, cell_id, entry.get("role"), 0,
-                                   layers=split, depth=depth, drive=drive, axon_extent=extent)
+                                   layers=split, depth=depth, drive=drive, axon_extent=extent, synapses=sites)
         # gids: simulated populations first, in spec order, then the virtual ones
         first = 0
         for population in sorted(out.values(), key=lambda p: p.virtual):
@@ -328,12 +339,34 @@ class _Meaning:
             first += population.count
         return out
 
+    def synapse_sites(self, key, data, layers: list, cell: Path | None, cell_id: str | None) -> tuple:
+        if not isinstance(data, dict) or not self.ok(key + ("synapses",)):
+            return ()
+        known = set(self.layer_names) or {layer.name for layer in layers}
+        groups = None
+        if cell is not None and cell_id is not None and self.neuroml.get(cell) is not None:
+            groups = cell_groups(cell, cell_id, self.neuroml)
+        out = []
+        for site, mean in data.items():
+            where = key + ("synapses", site)
+            parts = site.split("/")
+            group, layer, kind = parts[0], (parts[1] if len(parts) == 3 else None), parts[-1]
+            group = SEGMENT_GROUPS.get(group, group)
+            if layer is not None and layer not in known:
+                self.error(where, f"unknown layer {layer!r}; the culture's layers: {', '.join(sorted(known)) or 'none'}")
+                continue
+            if groups is not None and group not in groups:
+                self.error(where, f"the cell has no segment group {group!r} (its groups: {', '.join(sorted(groups))})")
+                continue
+            out.append(SynapseSite(group, layer, kind, float(mean)))
+        return tuple(out)
+
     def layer_counts(self, name: str, data, layers: list) -> list | None:
         """[(layer, count)] in the culture's layer order; None (and problems) if not given or wrong."""
         key = ("populations", name, "layers")
         if not isinstance(data, dict) or not self.ok(key):
             return None
-        known = [layer.name for layer in layers]
+        known = list(self.layer_names)
         if not layers:
             self.error(key, "cells are given per layer, but the culture has no 'layers'")
             return None
@@ -354,10 +387,12 @@ class _Meaning:
         out = []
         for name in data:
             where = key + ("depth", name)
+            if name in self.layer_names and name not in by_name:
+                continue  # the layer itself is wrong, and reported
             if name not in by_name:
                 self.error(where, f"unknown layer {name!r}; the culture's layers: {', '.join(by_name) or 'none'}")
                 continue
-            if name not in occupied:
+            if occupied is not None and name not in occupied:
                 self.error(where, f"a depth range for layer {name}, where the population has no cells")
                 continue
             bounds = self.range(where)
@@ -434,7 +469,7 @@ class _Meaning:
         info = self.neuroml.get(population.cell)
         if info is None or population.cell_id not in info.cells:
             return None
-        return info.cells[population.cell_id]
+        return cell_groups(population.cell, population.cell_id, self.neuroml)
 
     def projections(self, populations, receptors, kernel) -> list:
         data = self.get("connectivity", "projections", default={})
@@ -445,6 +480,9 @@ class _Meaning:
             if not match or not isinstance(entry, dict):
                 continue
             source, target = match.groups()
+            if {source, target} & self.skipped:
+                names[f"{source}->{target}"] = label
+                continue
             if f"{source}->{target}" in names:
                 self.error(key, f"projection {source} -> {target} is defined twice (also as {names[f'{source}->{target}']!r})")
                 continue
@@ -469,10 +507,83 @@ class _Meaning:
             groups = self._cell_groups(populations.get(target))
             if groups is not None and onto in SEGMENT_GROUPS and SEGMENT_GROUPS[onto] not in groups:
                 self.error(key + ("onto",), f"cell of {target} has no segment group {SEGMENT_GROUPS[onto]!r} for synapses onto the {onto}")
-            own = self.kernel(key + ("kernel",)) if "kernel" in entry else kernel
+            own = None
+            if "onto" in entry:
+                own = self.kernel(key + ("kernel",)) if "kernel" in entry else kernel
+                if own is None and self.ok(key):
+                    valid = False
+                    self.error(key, "a projection 'onto' a group needs a kernel (here or connectivity.kernel)")
+            sites = self.projection_sites(key, entry.get("sites"), populations.get(source), populations.get(target))
+            if sites is None:
+                valid = False
+            units = []
+            for receptor, text in (entry.get("unit_conductance") or {}).items():
+                if receptor not in (entry.get("receptors") or []):
+                    valid = False
+                    self.error(key + ("unit_conductance", receptor), f"receptor {receptor!r} is not one of this "
+                                                                     f"projection's receptors")
+                    continue
+                g = self.quantity(key + ("unit_conductance", receptor), "conductance", positive=True)
+                if g is not None:
+                    units.append((receptor, g))
             if valid:
-                out.append(Projection(source, target, tuple(entry.get("receptors") or ()), onto, own))
+                out.append(Projection(source, target, tuple(entry.get("receptors") or ()), onto, own,
+                                      sites=tuple(sites or ()), unit_conductances=tuple(units)))
+        self.site_coverage(populations, out)
         return out
+
+    def projection_sites(self, key, data, source: Population | None, target: Population | None) -> list | None:
+        """[(group, layer or None, proportion)]; None (and problems) if a site is not the target's."""
+        if data is None:
+            return []
+        if not isinstance(data, dict) or source is None or target is None:
+            return None
+        if source.axon_extent is None:
+            self.error(key + ("sites",), f"synapses by site draw their sources within the source's axon extent: "
+                                         f"give {source.name} an 'axon_extent'")
+        kind = "exc" if source.role == "excitatory" else "inh"
+        offered = {(s.group, s.layer) for s in target.synapses if s.kind == kind}
+        out = []
+        for site, proportion in data.items():
+            parts = site.split("/")
+            group, layer = SEGMENT_GROUPS.get(parts[0], parts[0]), (parts[1] if len(parts) == 2 else None)
+            if (group, layer) not in offered:
+                names = ", ".join(sorted("/".join(p for p in pair if p) for pair in offered)) or "none"
+                self.error(key + ("sites", site), f"{target.name} has no {kind} synapse site {site!r} (its {kind} "
+                                                  f"sites: {names}); add it to populations.{target.name}.synapses")
+                out = None
+                continue
+            if out is not None:
+                out.append((group, layer, float(proportion)))
+        return out
+
+    def site_coverage(self, populations: dict, projections: list) -> None:
+        """Warn where a site's proportions do not sum to 1 (they are normalised) or no projection
+        supplies it (its synapses are not made)."""
+        if self.skipped:
+            return  # projections of a rejected population are missing: the sums would mislead
+        for target in populations.values():
+            for site in target.synapses:
+                total = sum(p for projection in projections if projection.target == target.name
+                            and ("exc" if populations[projection.source].role == "excitatory" else "inh") == site.kind
+                            for group, layer, p in projection.sites if (group, layer) == (site.group, site.layer))
+                where = ("populations", target.name, "synapses", self._site_key(target.name, site))
+                if total == 0 and site.mean > 0:
+                    self.problems.append(self.doc.problem(where, f"no projection supplies site {site.name} of "
+                                                                 f"{target.name}: its synapses are not made", "warning"))
+                elif total and not math.isclose(total, 1.0, abs_tol=1e-6):
+                    self.problems.append(self.doc.problem(where, f"the proportions of the projections onto site "
+                                                                 f"{site.name} of {target.name} sum to {total:g}; "
+                                                                 f"they are normalised to 1", "warning"))
+
+    def _site_key(self, population: str, site: SynapseSite) -> str:
+        """The key the spec wrote for ``site`` (the group may be an alias such as 'soma')."""
+        for key in self.get("populations", population, "synapses", default={}) or {}:
+            parts = key.split("/")
+            if (SEGMENT_GROUPS.get(parts[0], parts[0]), parts[1] if len(parts) == 3 else None, parts[-1]) == \
+                    (site.group, site.layer, site.kind):
+                return key
+        return site.name
 
     def noise(self, populations) -> Noise | None:
         if self.get("noise") is None or not self.ok(("noise",)):
@@ -540,6 +651,8 @@ class _Meaning:
         for label, value in data.items():
             match = _WEIGHT.match(str(label))
             name = "{}->{}.{}".format(*match.groups()) if match else None
+            if match and set(match.groups()[:2]) & self.skipped:
+                continue
             if name not in wanted:
                 self.error(("defaults", "weights", label),
                            f"{label!r} names no projection receptor; expected one of: {', '.join(wanted)}")

@@ -51,6 +51,21 @@ class PoissonDrive:
 
 
 @dataclass(frozen=True)
+class SynapseSite:
+    """Where a cell receives synapses: a segment group, optionally only within a layer, for
+    excitatory ("exc") or inhibitory ("inh") inputs; ``mean`` synapses per cell."""
+
+    group: str
+    layer: str | None
+    kind: str
+    mean: float
+
+    @property
+    def name(self) -> str:
+        return "/".join(part for part in (self.group, self.layer, self.kind) if part)
+
+
+@dataclass(frozen=True)
 class Population:
     """A population of identical cells, or of virtual spike sources (``drive`` instead of ``cell``).
 
@@ -76,6 +91,8 @@ class Population:
         The spike trains of a virtual population.
     axon_extent : tuple of float or None
         (width x, width y) of the axonal arbor, µm.
+    synapses : tuple of SynapseSite
+        Mean synapses per cell by site (projections by sites fill them).
     """
 
     name: str
@@ -88,6 +105,7 @@ class Population:
     depth: tuple = ()
     drive: PoissonDrive | None = None
     axon_extent: tuple | None = None
+    synapses: tuple = ()
 
     @property
     def gids(self) -> range:
@@ -155,16 +173,29 @@ class Projection:
         Population names.
     receptors : tuple of str
         Receptor names; every connection carries one synapse of each.
-    onto : str
-        "soma" or "dendrite": where on the target cell the synapses sit.
-    kernel : GaussianKernel
+    onto : str or None
+        "soma" or "dendrite": where on the target cell the synapses sit (kernel projections).
+    kernel : GaussianKernel or None
+        Distance-dependent pair probability (kernel projections).
+    sites : tuple of (group, layer or None, proportion)
+        Site projections: the target's synapse sites this projection supplies, with the
+        proportion of each site's synapses it takes; sources are drawn within the source
+        population's axon extent (a windowed Gaussian).
+    unit_conductances : tuple of (receptor, µS)
+        This projection's conductance of weight 1 per receptor, where it is not the
+        receptor's own.
     """
 
     source: str
     target: str
     receptors: tuple
-    onto: str
-    kernel: GaussianKernel
+    onto: str | None
+    kernel: GaussianKernel | None
+    sites: tuple = ()
+    unit_conductances: tuple = ()
+
+    def unit_conductance(self, receptor: "Receptor") -> float:
+        return dict(self.unit_conductances).get(receptor.name, receptor.unit_conductance)
 
     @property
     def name(self) -> str:

@@ -30,6 +30,8 @@ class NeuroMLFile:
     synapse_attributes: dict = field(default_factory=dict)  # synapse id -> {attribute: raw text}
     component_types: list = field(default_factory=list)
     includes: list = field(default_factory=list)       # resolved paths of <include href>
+    morphologies: dict = field(default_factory=dict)   # top-level morphology id -> set of segment group ids
+    cell_morphology: dict = field(default_factory=dict)  # cell id -> id of the morphology it references
 
 
 def _local(tag) -> str:
@@ -77,12 +79,33 @@ def read_neuroml(path: Path, problems: list, seen: dict) -> NeuroMLFile | None:
         elif tag == "cell":
             groups = {g.get("id") for g in element.iter() if _local(g.tag) == "segmentGroup"}
             info.cells[element.get("id")] = groups
+            if element.get("morphology"):
+                info.cell_morphology[element.get("id")] = element.get("morphology")
+        elif tag == "morphology":
+            info.morphologies[element.get("id")] = {g.get("id") for g in element if _local(g.tag) == "segmentGroup"}
         elif tag in SYNAPSE_ELEMENTS:
             info.synapses.append(element.get("id"))
             info.synapse_attributes[element.get("id")] = dict(element.attrib, type=tag)
         elif tag == "ComponentType":
             info.component_types.append(element.get("name"))
     return info
+
+
+def cell_groups(path: Path, cell_id: str, seen: dict) -> set:
+    """Segment groups of cell ``cell_id`` of ``path``: its own, or those of the morphology it
+    references by id (looked up in the file and its includes)."""
+    info = seen.get(path.resolve())
+    if info is None:
+        return set()
+    groups = set(info.cells.get(cell_id) or ())
+    reference = info.cell_morphology.get(cell_id)
+    if reference is not None:
+        for other in closure(path, seen):
+            found = seen.get(other)
+            if found is not None and reference in found.morphologies:
+                groups |= found.morphologies[reference]
+                break
+    return groups
 
 
 def closure(path: Path, seen: dict) -> list[Path]:

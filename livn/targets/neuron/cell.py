@@ -17,6 +17,7 @@ Units: mV, ms, nA, µS, µm (NEURON's own).
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -77,12 +78,19 @@ class NeuronCell:
             sec.Ra = model.ra
             sec.cm = model.cm
             for density in model.densities:
-                name = mechs.channel(density.channel.id)
+                name = mechs.density(density)
                 sec.insert(name)
                 for seg in sec:
                     mech = getattr(seg, name)
                     mech.gmax = density.gmax * 1e-3  # mS/cm² -> S/cm²
-                    mech.e = density.erev
+                    if density.erev is not None:  # Nernst and GHK currents take theirs from cai, cao
+                        mech.e = density.erev
+            for species in model.species:
+                name = mechs.pool(species.model.id)
+                sec.insert(name)
+                for seg in sec:
+                    pool = getattr(seg, name)
+                    pool.initial, pool.initial_ext = species.initial, species.initial_ext  # mM
             if extracellular:
                 sec.insert("extracellular")
             self.sections.append(sec)
@@ -174,6 +182,36 @@ def _exact_integer(value) -> float:
     return float(value)
 
 
+def temperature_problems(cells, temperature: float | None, source: str = "") -> list[tuple]:
+    """(file, line, message) for each cell whose kinetics depend on the temperature when none is
+    given (NeuroML takes it from the network; a NEURON default of 6.3 degC would be a guess)."""
+    if temperature is not None:
+        if not math.isfinite(temperature) or temperature <= -273.15:
+            return [(source, None, f"temperature {temperature!r} degC is not a temperature")]
+        return []
+    out = []
+    for cell in cells:
+        uses = cell.temperature_uses()
+        if uses:
+            file, line, what = uses[0]
+            more = f" and {len(uses) - 1} more" if len(uses) > 1 else ""
+            out.append((file, line, f"cell {cell.id}: {what}{more} depend on the temperature, but the network gives "
+                                    f"none: set the system's temperature (spec culture.temperature; circuit livn "
+                                    f"block temperature_celsius, or SONATA conditions.celsius)"))
+    return out
+
+
+def set_temperature(temperature: float | None, cells=()) -> None:
+    """Set NEURON's ``celsius`` to ``temperature`` (degC), the network temperature every
+    temperature-dependent mechanism reads (q10ExpTemp, custom types, Nernst and GHK). None
+    leaves it alone, which is refused (ValueError) if a cell of ``cells`` depends on it."""
+    problems = temperature_problems(cells, temperature)
+    if problems:
+        raise ValueError("\n".join(f"{f}:{line or ''}: {m}" for f, line, m in problems))
+    if temperature is not None:
+        _h().celsius = float(temperature)
+
+
 def build_cell(cell: Cell, gid: int | None = None, extracellular: bool = True,
                mechs: MechanismSet | None = None) -> NeuronCell:
     """A :class:`NeuronCell` of ``cell``, loading (and compiling, once) its mechanisms if needed."""
@@ -235,14 +273,16 @@ def run(tstop: float) -> None:
 
 def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, tstop: float,
                   dt: float = 0.025, method: str = "cvode", secondorder: int = 2, atol: float = 1e-7,
-                  rtol: float = 0.0, extracellular: bool = True, timing: dict | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  rtol: float = 0.0, extracellular: bool = True, timing: dict | None = None,
+                  temperature: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inject ``amplitude`` nA into the soma from ``delay`` for ``duration`` ms; run to ``tstop`` ms.
 
     ``method`` "cvode" integrates with variable steps to tolerance ``atol``/``rtol``; "fixed"
     uses steps of ``dt`` ms (``secondorder`` 0: backward Euler, 2: Crank–Nicolson). NEURON's
-    global integration settings are restored afterwards. If ``timing`` is a dict, the wall
-    time of the run (s, without building and initialising) is stored in ``timing["run"]``.
+    global integration settings (and ``celsius``) are restored afterwards. If ``timing`` is a
+    dict, the wall time of the run (s, without building and initialising) is stored in
+    ``timing["run"]``. ``temperature`` (degC) is the network temperature NEURON's ``celsius``
+    takes; required if the cell's kinetics depend on it.
 
     Returns
     -------
@@ -255,8 +295,10 @@ def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, t
     """
     h = _h()
     saved = _integration_state()
+    celsius = h.celsius
     ncell = build_cell(cell, extracellular=extracellular)
     try:
+        set_temperature(temperature, [cell])
         stim = h.IClamp(ncell.soma(0.5))
         stim.delay, stim.dur, stim.amp = delay, duration, amplitude
         detector = ncell.spike_detector()
@@ -274,3 +316,4 @@ def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, t
         return np.arange(len(v)) * dt, v, np.array(spikes.to_python())
     finally:
         _restore(saved)
+        h.celsius = celsius

@@ -157,52 +157,144 @@ FUNCTION {EXPREL}(x) {{
 """
 
 
-def channel_mechanism(channel: Channel) -> Mechanism:
-    """The density mechanism of ``channel``: NONSPECIFIC_CURRENT i = gmax·Πgates·(v − e)."""
+#: how a density's current is computed -> (USEION line or None, current statement, RANGE e?)
+#: "ohmic": NONSPECIFIC_CURRENT with the density's own e; "ohmic_ca": the same as a calcium
+#: current (it feeds the section's concentration model, as NeuroML sums every density of
+#: ion "ca" into iCa); "nernst": e = eca, which NEURON computes from cai/cao at celsius;
+#: "ghk2": NeuroML's channelDensityGHK2 driving force
+VARIANTS = ("ohmic", "ohmic_ca", "nernst", "ghk2")
+
+
+def density_variant(density) -> str:
+    """The mechanism variant of a :class:`~livn.neuroml.cell.ChannelDensity`."""
+    if density.kind != "ohmic":
+        return density.kind
+    return "ohmic_ca" if density.ion == "ca" else "ohmic"
+
+
+def _celsius_scale(fixed: float, exponentials: tuple) -> str:
+    """NMODL text of q10 · Π factor^((T − T_exp)/10 K) with T = celsius + 273.15 (jNeuroML's form)."""
+    if not exponentials:
+        return _num(fixed)
+    terms = [_num(fixed)] if fixed != 1.0 else []
+    for factor, experimental in exponentials:
+        terms.append(f"pow({_num(factor)}, ((celsius + 273.15) - {_num(experimental + 273.15)})/10)")
+    return f"({'*'.join(terms)})"
+
+
+def _rate_code(rate, function: str, functions: list) -> str:
+    """The expression of ``rate`` at v inside ``rates``; a custom type becomes FUNCTION ``function``."""
+    if rate.kind == "custom":
+        functions.append(rate.custom.nmodl_function(function))
+        return f"{function}(v)"
+    return rate.expression("v", exprel=EXPREL)
+
+
+def _gate_rates(gate, s: str, functions: list) -> list[str]:
+    """Lines of PROCEDURE rates computing ``{s}_inf`` and ``{s}_tau`` of a dynamic gate."""
+    q = _celsius_scale(gate.q10, gate.q10_temperature)
+    lines = []
+    if gate.kind in ("rates", "ratesInf", "ratesTau"):
+        lines += [f"    a = {_rate_code(gate.forward, f'livn_{s}_alpha', functions)}",
+                  f"    b = {_rate_code(gate.reverse, f'livn_{s}_beta', functions)}"]
+    if gate.infinity_from_rates:
+        lines.append(f"    {s}_inf = a/(a + b)")
+    else:
+        lines.append(f"    {s}_inf = {_rate_code(gate.steady_state, f'livn_{s}_inf', functions)}")
+    if gate.tau_from_rates:
+        lines.append(f"    {s}_tau = 1/({q}*(a + b))")
+    else:
+        lines.append(f"    {s}_tau = ({_rate_code(gate.time_course, f'livn_{s}_tau', functions)})/{q}")
+    return lines
+
+
+def _ghk2_functions() -> str:
+    return """
+FUNCTION livn_ghk2(v (mV), ci (mM), co (mM)) (mV) {
+    : NeuroML channelDensityGHK2 (modified GHK of Jaffe et al. 1994): i = g*livn_ghk2(v, cai, cao)
+    : with f = RT/(2F) written as 25 mV*T/(293.15 K)/2, T = celsius + 273.15
+    LOCAL f, nu
+    f = (25/293.15)*(celsius + 273.15)/2
+    nu = v/f
+    livn_ghk2 = -f*(1 - (ci/co)*exp(nu))*livn_efun(nu)
+}
+
+FUNCTION livn_efun(z) {
+    : z/(exp(z) - 1), with its limit at z = 0
+    if (fabs(z) < 1e-4) {
+        livn_efun = 1 - z/2
+    } else {
+        livn_efun = z/(exp(z) - 1)
+    }
+}
+"""
+
+
+def channel_mechanism(channel: Channel, variant: str = "ohmic") -> Mechanism:
+    """The density mechanism of ``channel`` whose current is computed as ``variant`` says
+    (:data:`VARIANTS`): i = gmax·[conductance scaling]·Πgates·(v − e), or its calcium forms."""
     if not _IDENT.match(channel.id):
         raise UnsupportedNeuroML(f"channel id {channel.id!r} is not an NMODL identifier")
-    dynamic = [g for g in channel.gates if g.kind in ("rates", "tauInf")]
+    if variant not in VARIANTS:
+        raise UnsupportedNeuroML(f"channel {channel.id!r}: unknown current variant {variant!r}")
+    dynamic = [g for g in channel.gates if g.kind != "instantaneous"]
     instantaneous = [g for g in channel.gates if g.kind == "instantaneous"]
-    unknown = [g.name for g in channel.gates if g.kind not in ("rates", "tauInf", "instantaneous")]
+    unknown = [g.name for g in channel.gates if g.kind not in Gate.NEEDS]
     if unknown:
         raise UnsupportedNeuroML(f"channel {channel.id!r}: gates {unknown} of unsupported kind")
     names = {g.name: _state_name(g) for g in channel.gates}
     if len(set(names.values())) != len(names):
         raise UnsupportedNeuroML(f"channel {channel.id!r}: gate names collide")
-    v = "v"
-    assigned = ["    v (mV)", "    i (mA/cm2)", "    g (S/cm2)"]
+    reads_cai = "caConc" in channel.inputs or variant == "ghk2"
+    uses_celsius = "temperature" in channel.inputs or variant == "ghk2"
+    calcium = variant != "ohmic"
+    functions: list[str] = []
+    assigned = ["    v (mV)", "    i (mA/cm2)" if not calcium else "    ica (mA/cm2)", "    g (S/cm2)"]
+    assigned += ["    eca (mV)"] if variant == "nernst" else []
+    assigned += ["    cai (mM)"] if reads_cai else []
+    assigned += ["    cao (mM)"] if variant == "ghk2" else []
+    assigned += ["    celsius (degC)"] if uses_celsius else []
     for g in dynamic:
         assigned += [f"    {names[g.name]}_inf", f"    {names[g.name]}_tau (ms)"]
     for g in instantaneous:
         assigned.append(f"    {names[g.name]}")
     rates = []
     for g in dynamic:
-        s = names[g.name]
-        if g.kind == "rates":
-            rates += [f"    a = {g.forward.expression(v, exprel=EXPREL)}",
-                      f"    b = {g.reverse.expression(v, exprel=EXPREL)}",
-                      f"    {s}_inf = a/(a + b)",
-                      f"    {s}_tau = 1/({_num(g.q10)}*(a + b))"]
-        else:
-            rates += [f"    {s}_inf = {g.steady_state.expression(v, exprel=EXPREL)}",
-                      f"    {s}_tau = ({g.time_course.expression(v, exprel=EXPREL)})/{_num(g.q10)}"]
-    inst = [f"    {names[g.name]} = {g.steady_state.expression(v, exprel=EXPREL)}" for g in instantaneous]
+        rates += _gate_rates(g, names[g.name], functions)
+    inst = [f"    {names[g.name]} = {_rate_code(g.steady_state, f'livn_{names[g.name]}_inf', functions)}"
+            for g in instantaneous]
     open_fraction = "*".join(_power(names[g.name], g.instances) for g in channel.gates) or "1"
-    gates_doc = ", ".join(f"{g.name} ({g.kind}, ^{g.instances}, q10 {g.q10!r})" for g in channel.gates) or "none"
+    scaling = _celsius_scale(1.0, channel.conductance_scaling) + "*" if channel.conductance_scaling else ""
+    gates_doc = ", ".join(f"{g.name} ({g.kind}, ^{g.instances}, q10 {g.q10!r}"
+                          + "".join(f" x {f!r}^((T - {t!r} degC)/10)" for f, t in g.q10_temperature) + ")"
+                          for g in channel.gates) or "none"
+    current = {"ohmic": ("i", "(v - e)"), "ohmic_ca": ("ica", "(v - e)"), "nernst": ("ica", "(v - eca)"),
+               "ghk2": ("ica", "livn_ghk2(v, cai, cao)")}[variant]
+    reads = ", ".join(x for x, on in (("eca", variant == "nernst"), ("cai", reads_cai), ("cao", variant == "ghk2"))
+                      if on)
+    if variant == "ohmic":
+        ion_lines = ["    NONSPECIFIC_CURRENT i"] + (["    USEION ca READ cai VALENCE 2"] if reads_cai else [])
+    else:
+        ion_lines = [f"    USEION ca {'READ ' + reads + ' ' if reads else ''}WRITE ica VALENCE 2"]
+    has_e = variant in ("ohmic", "ohmic_ca")
+    formula = {"ohmic": "a NONSPECIFIC_CURRENT with the reversal potential e of\nthe channel density",
+               "ohmic_ca": "a calcium current (it feeds the concentration model) with the reversal potential e "
+                           "of the channel density",
+               "nernst": "a calcium current with e = eca, NEURON's Nernst potential of cai and cao at celsius",
+               "ghk2": "a calcium current with NeuroML's channelDensityGHK2 driving term livn_ghk2(v, cai, cao)"}
 
     parts = [f"""TITLE {channel.id}: NeuroML ion channel (gates: {gates_doc}), generated by livn
 
 COMMENT
 Generated by livn.targets.neuron.nmodl from the NeuroML channel {channel.id!r}
 (species {channel.species!r}); do not edit, edit the .nml file.
-i = gmax * {open_fraction} * (v - e), a NONSPECIFIC_CURRENT with the reversal potential e of
-the channel density.
+{current[0]} = gmax * {scaling}{open_fraction} * {current[1]}, {formula[variant]}.
 ENDCOMMENT
 
 NEURON {{
     SUFFIX {_NAME_PLACEHOLDER}
-    NONSPECIFIC_CURRENT i
-    RANGE gmax, e, g{''.join(', ' + names[g.name] for g in instantaneous)}
+{chr(10).join(ion_lines)}
+    RANGE gmax{', e' if has_e else ''}, g{''.join(', ' + names[g.name] for g in instantaneous)}
     THREADSAFE
 }}
 
@@ -210,12 +302,11 @@ UNITS {{
     (mA) = (milliamp)
     (mV) = (millivolt)
     (S) = (siemens)
-}}
+{'    (mM) = (milli/liter)' + chr(10) if calcium or reads_cai else ''}}}
 
 PARAMETER {{
     gmax = 0 (S/cm2)
-    e = 0 (mV)
-}}
+{'    e = 0 (mV)' + chr(10) if has_e else ''}}}
 
 ASSIGNED {{
 {chr(10).join(assigned)}
@@ -227,11 +318,12 @@ STATE {{
     {' '.join(names[g.name] for g in dynamic)}
 }}
 """)
-    # i is linear in v unless a gate is instantaneous: the hint spares NEURON a second
-    # evaluation of the current for di/dv
-    hint = [] if instantaneous else ["    CONDUCTANCE g"]
+    # the current is linear in v unless a gate is instantaneous or the driving force is GHK: the
+    # hint spares NEURON a second evaluation of the current for di/dv
+    hint = [] if instantaneous or variant == "ghk2" else (
+        ["    CONDUCTANCE g"] if not calcium else ["    CONDUCTANCE g USEION ca"])
     breakpoint_lines = hint + (["    SOLVE states METHOD cnexp"] if dynamic else []) + inst + [
-        f"    g = gmax*{open_fraction}", "    i = g*(v - e)"]
+        f"    g = gmax*{scaling}{open_fraction}", f"    {current[0]} = g*{current[1]}"]
     parts.append(f"""
 BREAKPOINT {{
 {chr(10).join(breakpoint_lines)}
@@ -259,7 +351,98 @@ PROCEDURE rates(v (mV)) {{
 }}
 """)
     parts.append(_exprel_function())
-    return _named("density", channel.id, "".join(parts))
+    parts += functions
+    if variant == "ghk2":
+        parts.append(_ghk2_functions())
+    source = channel.id if variant == "ohmic" else f"{channel.id}_{variant}"
+    return _named("density", source, "".join(parts))
+
+
+def pool_mechanism(model) -> Mechanism:
+    """The NMODL mechanism of a calcium :class:`~livn.neuroml.cell.ConcentrationModel`: cai is
+    its STATE, relaxing to the resting value and driven by the section's calcium current."""
+    if not _IDENT.match(model.id):
+        raise UnsupportedNeuroML(f"concentration model id {model.id!r} is not an NMODL identifier")
+    if model.kind == "decayingPool":
+        what = f"""decayingPoolConcentrationModel: a shell of thickness {model.shell_thickness!r} um under a sphere
+of the segment's area, dcai/dt = I_Ca/(2 F V_shell) - (cai - resting)/decay (NeuroML's
+definition: F = 96485.3 C/mol, pi written 3.14159), I_Ca = -ica*area the inward current."""
+        parameter = f"    shell = {_literal(model.shell_thickness)} (um)"
+        range_name = "shell"
+        # mM/ms per mA/cm2: ica*area is 1e-11 A per (mA/cm2 um2), V_shell 1e-18 m3 per um3, 1/s -> 1/ms
+        factor = """    radius = sqrt(area/(4*3.14159))
+    inner = radius - shell
+    factor = 1e4*area/(2*96485.3*(4*radius*radius*radius*3.14159/3 - 4*inner*inner*inner*3.14159/3))"""
+        locals_ = "    LOCAL radius, inner\n"
+    elif model.kind == "fixedFactor":
+        what = f"""fixedFactorConcentrationModel: dcai/dt = I_Ca/area*rho - (cai - resting)/decay with
+rho = {model.rho!r} mol/(m A s) (SI), I_Ca/area = -ica (10 A/m2 per mA/cm2)."""
+        parameter = f"    rho = {_literal(model.rho)} (1)"
+        range_name = "rho"
+        factor = "    factor = rho*0.01  : mol/(m3 s) per (A/m2) -> mM/ms per mA/cm2: x10 x1e-3"
+        locals_ = ""
+    else:
+        raise UnsupportedNeuroML(f"concentration model {model.id!r}: kind {model.kind!r}")
+    text = f"""TITLE {model.id}: NeuroML calcium concentration model, generated by livn
+
+COMMENT
+Generated by livn.targets.neuron.nmodl from the NeuroML {model.id!r}; do not edit.
+{what}
+cai starts at initial and cao is held at initial_ext (the species' initialConcentration and
+initialExtConcentration, set per segment); a negative cai is set to 0 (NeuroML's OnCondition).
+ENDCOMMENT
+
+NEURON {{
+    SUFFIX {_NAME_PLACEHOLDER}
+    USEION ca READ ica WRITE cai, cao VALENCE 2
+    RANGE initial, initial_ext, resting, decay, {range_name}
+    THREADSAFE
+}}
+
+UNITS {{
+    (mA) = (milliamp)
+    (mM) = (milli/liter)
+    (um) = (micron)
+}}
+
+PARAMETER {{
+    resting = {_literal(model.resting)} (mM)
+    decay = {_literal(model.decay)} (ms)
+{parameter}
+    initial = {_literal(model.resting)} (mM)
+    initial_ext = 2 (mM)
+}}
+
+ASSIGNED {{
+    ica (mA/cm2)
+    area (um2)
+    factor
+}}
+
+STATE {{
+    cai (mM)
+    cao (mM)  : held at initial_ext; a STATE with derivative 0 because NMODL lets a mechanism write cao only so
+}}
+
+INITIAL {{
+{locals_}{factor}
+    cai = initial
+    cao = initial_ext
+}}
+
+BREAKPOINT {{
+    SOLVE states METHOD cnexp
+    if (cai < 0) {{
+        cai = 0
+    }}
+}}
+
+DERIVATIVE states {{
+    cai' = -ica*factor - (cai - resting)/decay
+    cao' = 0
+}}
+"""
+    return _named("density", model.id, text)
 
 
 def synapse_mechanism(synapse: Synapse) -> Mechanism:
@@ -473,21 +656,27 @@ class MechanismSet:
     Attributes
     ----------
     channels : dict
-        NeuroML channel id -> :class:`Mechanism` (density; ``SUFFIX`` = ``.name``).
+        NeuroML channel id -> :class:`Mechanism` (density; ``SUFFIX`` = ``.name``) for
+        channels with an ohmic, non-calcium current; ``"<channel id>:<variant>"`` for the
+        other current variants (:data:`VARIANTS`; see :meth:`density`).
     synapses : dict
         receptor name (or synapse id) -> :class:`Mechanism` (point process).
     noise : Mechanism or None
         The OU point conductance, if the system has noise.
+    pools : dict
+        concentration model id -> :class:`Mechanism` (density; see :func:`pool_mechanism`).
     """
 
     channels: dict = field(default_factory=dict)
     synapses: dict = field(default_factory=dict)
     noise: Mechanism | None = None
     relay: Mechanism | None = None
+    pools: dict = field(default_factory=dict)
 
     def all(self) -> list[Mechanism]:
         """Every distinct mechanism, sorted by name."""
-        every = [*self.channels.values(), *self.synapses.values()] + [m for m in (self.noise, self.relay) if m]
+        every = [*self.channels.values(), *self.synapses.values(), *self.pools.values()] + [
+            m for m in (self.noise, self.relay) if m]
         found = {m.name: m for m in every}
         return [found[k] for k in sorted(found)]
 
@@ -496,30 +685,49 @@ class MechanismSet:
         return {m.filename: m.text for m in self.all()}
 
     def channel(self, channel_id: str) -> str:
-        """NEURON suffix of channel ``channel_id``."""
+        """NEURON suffix of channel ``channel_id`` (ohmic, non-calcium current)."""
         return self.channels[channel_id].name
+
+    def density(self, density) -> str:
+        """NEURON suffix of a :class:`~livn.neuroml.cell.ChannelDensity` (its current variant)."""
+        return self.channels[channel_key(density.channel.id, density_variant(density))].name
+
+    def pool(self, model_id: str) -> str:
+        """NEURON suffix of concentration model ``model_id``."""
+        return self.pools[model_id].name
 
     def synapse(self, name: str) -> str:
         """NEURON point process name of receptor (or synapse) ``name``."""
         return self.synapses[name].name
 
 
+def channel_key(channel_id: str, variant: str) -> str:
+    """The key of a channel's mechanism in :attr:`MechanismSet.channels`."""
+    return channel_id if variant == "ohmic" else f"{channel_id}:{variant}"
+
+
 def mechanisms(cells=(), synapses=(), noise: bool = False, relay: bool = False) -> MechanismSet:
-    """The mechanisms of ``cells`` (iterable of :class:`Cell`), ``synapses`` (iterable of
-    :class:`Synapse`, keyed by their id, or a dict name -> Synapse) and, if ``noise``, the OU
-    point conductance."""
-    channels = {}
+    """The mechanisms of ``cells`` (iterable of :class:`Cell`: channels in the current variant
+    of each density, concentration models), ``synapses`` (iterable of :class:`Synapse`, keyed
+    by their id, or a dict name -> Synapse) and, if ``noise``, the OU point conductance."""
+    channels, pools = {}, {}
     for cell in cells:
-        for comp in cell.compartments:
-            for density in comp.densities:
-                mech = channel_mechanism(density.channel)
-                old = channels.get(density.channel.id)
-                if old is not None and old.name != mech.name:
-                    raise UnsupportedNeuroML(f"two different channels with id {density.channel.id!r}")
-                channels[density.channel.id] = mech
+        for density in cell.densities:
+            mech = channel_mechanism(density.channel, density_variant(density))
+            key = channel_key(density.channel.id, density_variant(density))
+            old = channels.get(key)
+            if old is not None and old.name != mech.name:
+                raise UnsupportedNeuroML(f"two different channels with id {density.channel.id!r}")
+            channels[key] = mech
+        for species in cell.species:
+            mech = pool_mechanism(species.model)
+            old = pools.get(species.model.id)
+            if old is not None and old.name != mech.name:
+                raise UnsupportedNeuroML(f"two different concentration models with id {species.model.id!r}")
+            pools[species.model.id] = mech
     items = synapses.items() if isinstance(synapses, dict) else ((s.id, s) for s in synapses)
     return MechanismSet(channels, {name: synapse_mechanism(s) for name, s in items},
-                        noise_mechanism() if noise else None, relay_mechanism() if relay else None)
+                        noise_mechanism() if noise else None, relay_mechanism() if relay else None, pools)
 
 
 def network_mechanisms(network) -> MechanismSet:
