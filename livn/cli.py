@@ -194,6 +194,10 @@ def build(target, output, scale) -> None:
     else:
         spec = load_spec(resolve_spec(target), scale)
         path = build_circuit(spec, output or Path(spec.name if scale == 1.0 else f"{spec.name}-scale{scale:g}"))
+    from .build.parallel import World
+
+    if World().rank != 0:
+        return  # under mpiexec, rank 0 reports
     system = System(path)
     edges = len(system.edges["source"])
     click.echo(f"built {system.name}: {system.num_neurons} neurons, {edges} edges, "

@@ -86,6 +86,23 @@ def predefined(name: str, scale: float = 1.0) -> Path:
     spec = load_spec(spec_path(name), scale)
     label = name if scale == 1.0 else f"{name}-scale{scale:g}"
     target = cache_root() / "systems" / f"{label}-{content_hash(spec)[:16]}"
+    from .build.parallel import World
+
+    world = World()
+    if world.size > 1:
+        # under mpiexec every rank takes part in the build (it is collective); rank 0 holds the
+        # lock against other jobs
+        if world.bcast(not _intact(target) if world.rank == 0 else None):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(target) + ".lock") if world.rank == 0 else None
+            if lock is not None:
+                lock.acquire()
+            try:
+                build_circuit(spec, target, owned=True)
+            finally:
+                if lock is not None:
+                    lock.release()
+        return target
     if _intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,10 @@ from ..neuroml.cell import read_cell
 from ..spec import SystemSpec
 from ..spec.neuroml import SEGMENT_GROUPS
 from . import sonata
-from .connectivity import connect
 from .drives import trains
-from .synapses import synapses_by_site
-from .estimate import available_memory, estimate
+from .edges import block_edges, edge_types, target_blocks
+from .parallel import World
+from .estimate import available_memory, estimate, free_disk
 from .mea import electrode_positions
 from .morphology import neuroml_to_swc
 from .placement import place
@@ -110,132 +110,147 @@ def _projection_block(projection) -> dict:
 def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
     """Build ``spec`` into a SONATA circuit at ``output`` and return its path.
 
-    Deterministic: the same spec (and seed) gives identical datasets. ``owned``: ``output`` is
-    livn's own (a cache entry) and may be replaced whatever it holds.
+    Deterministic: the same spec (and seed) gives identical files, on any number of MPI ranks
+    (``mpiexec -n N livn build``: ranks draw disjoint blocks of target cells; rank 0 writes).
+    ``owned``: ``output`` is livn's own (a cache entry) and may be replaced whatever it holds.
 
     Raises
     ------
     SpecError
-        When the build's estimated memory (:mod:`.estimate`) exceeds what the machine has.
+        When the build's estimate (:mod:`.estimate`) exceeds this machine's memory or the
+        output's free disk space.
     """
+    refuse_if_too_large(spec, Path(output))
+    world = World()
+    with world.failing_together():
+        positions, rotation, layer = place(spec)
+        cells = {p.name: read_cell(p.cell, p.cell_id) for p in spec.simulated}
+        if world.rank != 0:
+            _draw_edges(spec, positions, cells, world.bcast(None), world)
+            world.barrier()
+            return Path(output)
+        with atomic_directory(output, owned=owned) as tmp:
+            world.bcast(tmp)
+            edges = _draw_edges(spec, positions, cells, tmp, world)
+            _write_rest(spec, tmp, positions, rotation, layer, cells, edges)
+        world.barrier()
+    return Path(output)
+
+
+def refuse_if_too_large(spec: SystemSpec, output: Path) -> None:
+    """SpecError when the build would not fit in memory or on the output's disk."""
+    from ..spec import Problem, SpecError
+
     cost = estimate(spec)
     memory = available_memory()
+    problems = []
     if cost.memory_bytes > 0.8 * memory:
-        from ..spec import Problem, SpecError
+        problems.append(f"building {spec.name} would take {cost}; this machine has {memory / 1e9:.3g} GB "
+                        f"available: use fewer neurons, a larger culture or a narrower kernel (sigma, cutoff)")
+    free = free_disk(output)
+    if cost.disk_bytes > 0.8 * free:
+        problems.append(f"building {spec.name} would write ~{cost.disk_bytes / 1e9:.3g} GB; {output.parent} has "
+                        f"{free / 1e9:.3g} GB free: use a smaller scale (scale=...) or another output folder")
+    if problems:
+        raise SpecError([Problem(str(spec.path), None, "culture.neurons", message) for message in problems])
 
-        raise SpecError([Problem(str(spec.path), None, "culture.neurons",
-                                 f"building {spec.name} would take {cost}; this machine has "
-                                 f"{memory / 1e9:.3g} GB available: use fewer neurons, a "
-                                 f"larger culture or a narrower kernel (sigma, cutoff)")])
-    positions, rotation, layer = place(spec)
-    electrodes = electrode_positions(spec.mea, spec.size)
+
+def _draw_edges(spec: SystemSpec, positions: np.ndarray, cells: dict, tmp: Path, world) -> list:
+    """Every rank draws its share of the target blocks into ``tmp/.blocks``; rank 0 then
+    writes the edge files from them, in block order, and returns their config entries."""
+    from tqdm import tqdm
+
+    types = edge_types(spec)
+    blocks = target_blocks(spec) if spec.projections else []
+    scratch = Path(tmp) / ".blocks"
+    if world.rank == 0:
+        scratch.mkdir()
+    world.barrier()
+    mine = range(world.rank, len(blocks), world.size)
+    drawn = 0
+    with tqdm(total=len(mine), unit="block", desc=f"{spec.name}: drawing edges", disable=world.rank != 0 or None,
+              delay=2.0, mininterval=1.0) as bar:
+        for i in mine:
+            for virtual, columns in block_edges(spec, positions, cells, blocks[i], types).items():
+                np.savez(scratch / f"{int(virtual)}-{i:06d}.npz", **columns)
+                drawn += len(columns["target"])
+            bar.set_postfix(edges=f"{drawn:.3g}", refresh=False)
+            bar.update()
+    world.barrier()
+    if world.rank != 0:
+        return []
+    pop, input_pop = node_population(spec), input_population(spec)
+    out = []
+    for virtual in (False, True):
+        files = [f for f in (scratch / f"{int(virtual)}-{i:06d}.npz" for i in range(len(blocks))) if f.exists()]
+        if not files:
+            continue
+        name, source_pop = (f"{input_pop}_to_{pop}", input_pop) if virtual else (edge_population(spec), pop)
+        sources = spec.virtual if virtual else spec.simulated
+        total = 0
+        for f in files:
+            with np.load(f) as block:
+                total += len(block["target"])
+
+        def blocks_of(files=files):
+            for f in files:
+                with np.load(f) as block:
+                    yield {k: block[k] for k in block.files}
+
+        network = Path(tmp) / NETWORK_DIR
+        network.mkdir(exist_ok=True)
+        sonata.write_edges(network / f"{name}_edges.h5", name, source_pop, pop, sum(p.count for p in sources),
+                           spec.num_neurons, blocks_of(), total, source_offset=spec.num_neurons if virtual else 0)
+        sonata.write_types_csv(network / f"{name}_edge_types.csv", types[0], "edge_type_id")
+        out.append((f"{name}_edges.h5", f"{name}_edge_types.csv", name))
+    shutil.rmtree(scratch)
+    return out
+
+
+def _write_rest(spec: SystemSpec, tmp: Path, positions, rotation, layer, cells: dict, edges: list) -> None:
+    """Nodes, inputs, components, electrodes and the configs (rank 0)."""
     simulated, virtual = spec.simulated, spec.virtual
     n_cells = spec.num_neurons
-
     node_types = [sonata.NodeType(100 + i, p.name, "biophysical", f"nml:{p.cell.name}", f"{p.name}.swc",
                                   "e" if p.role == "excitatory" else "i")
                   for i, p in enumerate(simulated)]
     node_type_ids = np.concatenate([np.full(p.count, 100 + i) for i, p in enumerate(simulated)])
-    input_types = [sonata.VirtualNodeType(200 + i, p.name, "virtual", "e" if p.role == "excitatory" else "i")
-                   for i, p in enumerate(virtual)]
     layers = {"layer": layer.astype(np.uint8)} if spec.layers else {}
-    cells = {p.name: read_cell(p.cell, p.cell_id) for p in simulated}
-    edge_types, edge_blocks = _edges(spec, positions, cells)
-    with atomic_directory(output, owned=owned) as tmp:
-        network = tmp / NETWORK_DIR
-        network.mkdir()
-        pop, edge_pop, input_pop = node_population(spec), edge_population(spec), input_population(spec)
-        sonata.write_nodes(network / f"{pop}_nodes.h5", pop, node_type_ids, positions[:n_cells], rotation[:n_cells],
-                           node_types, {k: v[:n_cells] for k, v in layers.items()})
-        sonata.write_types_csv(network / f"{pop}_node_types.csv", node_types, "node_type_id")
-        nodes = [(f"{pop}_nodes.h5", f"{pop}_node_types.csv", pop, "biophysical")]
-        if virtual:
-            input_type_ids = np.concatenate([np.full(p.count, 200 + i) for i, p in enumerate(virtual)])
-            sonata.write_nodes(network / f"{input_pop}_nodes.h5", input_pop, input_type_ids, positions[n_cells:],
-                               rotation[n_cells:], input_types, {k: v[n_cells:] for k, v in layers.items()})
-            sonata.write_types_csv(network / f"{input_pop}_node_types.csv", input_types, "node_type_id")
-            nodes.append((f"{input_pop}_nodes.h5", f"{input_pop}_node_types.csv", input_pop, "virtual"))
-            write_drives(spec, tmp / INPUTS_DIR / f"{input_pop}_spikes.h5", input_pop)
-            sonata.write_simulation_config(tmp / "simulation_config.json",
-                                           {input_pop: f"{INPUTS_DIR}/{input_pop}_spikes.h5"})
-        edges = []
-        for from_inputs, block in edge_blocks.items():
-            name, source_pop = (f"{input_pop}_to_{pop}", input_pop) if from_inputs else (edge_pop, pop)
-            offset = n_cells if from_inputs else 0
-            order = np.lexsort((block["type_id"], block["source"], block["target"]))
-            sonata.write_edges(
-                network / f"{name}_edges.h5", name, source_pop, pop,
-                sum(p.count for p in (virtual if from_inputs else simulated)), n_cells,
-                block["source"][order] - offset, block["target"][order], block["type_id"][order],
-                {"syn_weight": block["weight"][order], "delay": block["delay"][order],
-                 "afferent_section_id": block["section"][order].astype(np.uint32),
-                 "afferent_section_pos": block["position"][order].astype(np.float32),
-                 "distance": block["distance"][order].astype(np.float32)},
-                {"syn_weight": "uS", "delay": "ms", "distance": "um"})
-            sonata.write_types_csv(network / f"{name}_edge_types.csv", edge_types, "edge_type_id")
-            edges.append((f"{name}_edges.h5", f"{name}_edge_types.csv", name))
-        copy_components(spec, tmp / COMPONENTS_DIR)
-        morphologies = tmp / COMPONENTS_DIR / "morphologies"
-        morphologies.mkdir(exist_ok=True)
-        for p in simulated:
-            neuroml_to_swc(p.cell, p.cell_id, morphologies / f"{p.name}.swc")
-        sonata.write_electrodes(tmp / MEA_DIR, electrodes)
-        base = spec.base_directory
-        synaptic_models = tmp / COMPONENTS_DIR / "synaptic_models"
-        for receptor in spec.receptors:
-            sonata.write_synapse_parameters(synaptic_models / f"{receptor.name}.json", receptor,
-                                            os.path.relpath(receptor.model, base / "synaptic_models"))
-        cells_dir = {p.cell.parent.relative_to(base).as_posix() for p in simulated}
-        components = {"morphologies_dir": "$COMPONENTS_DIR/morphologies",
-                      "biophysical_neuron_models_dir": f"$COMPONENTS_DIR/{min(cells_dir)}",
-                      "synaptic_models_dir": "$COMPONENTS_DIR/synaptic_models"}
-        sonata.write_circuit_config(tmp / "circuit_config.json", nodes, edges, components,
-                                    {"livn": livn_block(spec, cells)})
-    return Path(output)
-
-
-def _edges(spec: SystemSpec, positions: np.ndarray, cells: dict) -> tuple[list, dict]:
-    """Edge types (one per projection and receptor) and the edges, by whether their sources
-    are virtual: {False: block, True: block}, a block being columns of equal length."""
-    weight_of = dict(spec.weights)
-    edge_types, type_of = [], {}
-    for index, projection in enumerate(spec.projections):
-        for receptor_name in projection.receptors:
-            receptor = spec.receptor(receptor_name)
-            unit = projection.unit_conductance(receptor)
-            type_of[(index, receptor_name)] = 100 + len(edge_types)
-            edge_types.append(sonata.EdgeType(100 + len(edge_types), projection.name, receptor.name,
-                                              receptor.component_id, f"{receptor.name}.json",
-                                              projection.onto or "sites",
-                                              weight_of[f"{projection.name}.{receptor.name}"] * unit, unit))
-    parts = {False: [], True: []}
-
-    def add(index, source, target, section, position, distance):
-        projection = spec.projections[index]
-        virtual = spec.population(projection.source).virtual
-        for receptor_name in projection.receptors:
-            edge_type = edge_types[type_of[(index, receptor_name)] - 100]
-            n = len(source)
-            parts[virtual].append({"source": source, "target": target, "type_id": np.full(n, edge_type.edge_type_id),
-                                   "weight": np.full(n, edge_type.syn_weight), "delay": spec.delay.of(distance),
-                                   "section": section, "position": position, "distance": distance})
-
-    for index, projection in enumerate(spec.projections):
-        if projection.sites:
-            continue
-        c = connect(spec, positions, projection)
-        # synapses sit at the middle of the first section of the target cell's segment group
-        section = cells[projection.target].sections_in(SEGMENT_GROUPS.get(projection.onto, projection.onto))[0]
-        add(index, c.source, c.target, np.full(len(c.source), section, dtype=np.uint32),
-            np.full(len(c.source), 0.5, dtype=np.float32), c.distance)
-    if any(p.sites for p in spec.projections):
-        s = synapses_by_site(spec, positions, cells)
-        for index in np.unique(s.projection):
-            mine = s.projection == index
-            add(int(index), s.source[mine], s.target[mine], s.section[mine], s.position[mine], s.distance[mine])
-    blocks = {virtual: {k: np.concatenate([p[k] for p in chunks]) for k in chunks[0]}
-              for virtual, chunks in parts.items() if chunks}
-    return edge_types, blocks
+    network = tmp / NETWORK_DIR
+    network.mkdir(exist_ok=True)
+    pop, input_pop = node_population(spec), input_population(spec)
+    sonata.write_nodes(network / f"{pop}_nodes.h5", pop, node_type_ids, positions[:n_cells], rotation[:n_cells],
+                       node_types, {k: v[:n_cells] for k, v in layers.items()})
+    sonata.write_types_csv(network / f"{pop}_node_types.csv", node_types, "node_type_id")
+    nodes = [(f"{pop}_nodes.h5", f"{pop}_node_types.csv", pop, "biophysical")]
+    if virtual:
+        input_types = [sonata.VirtualNodeType(200 + i, p.name, "virtual", "e" if p.role == "excitatory" else "i")
+                       for i, p in enumerate(virtual)]
+        input_type_ids = np.concatenate([np.full(p.count, 200 + i) for i, p in enumerate(virtual)])
+        sonata.write_nodes(network / f"{input_pop}_nodes.h5", input_pop, input_type_ids, positions[n_cells:],
+                           rotation[n_cells:], input_types, {k: v[n_cells:] for k, v in layers.items()})
+        sonata.write_types_csv(network / f"{input_pop}_node_types.csv", input_types, "node_type_id")
+        nodes.append((f"{input_pop}_nodes.h5", f"{input_pop}_node_types.csv", input_pop, "virtual"))
+        write_drives(spec, tmp / INPUTS_DIR / f"{input_pop}_spikes.h5", input_pop)
+        sonata.write_simulation_config(tmp / "simulation_config.json",
+                                       {input_pop: f"{INPUTS_DIR}/{input_pop}_spikes.h5"})
+    copy_components(spec, tmp / COMPONENTS_DIR)
+    morphologies = tmp / COMPONENTS_DIR / "morphologies"
+    morphologies.mkdir(exist_ok=True)
+    for p in simulated:
+        neuroml_to_swc(p.cell, p.cell_id, morphologies / f"{p.name}.swc")
+    sonata.write_electrodes(tmp / MEA_DIR, electrode_positions(spec.mea, spec.size))
+    base = spec.base_directory
+    synaptic_models = tmp / COMPONENTS_DIR / "synaptic_models"
+    for receptor in spec.receptors:
+        sonata.write_synapse_parameters(synaptic_models / f"{receptor.name}.json", receptor,
+                                        os.path.relpath(receptor.model, base / "synaptic_models"))
+    cells_dir = {p.cell.parent.relative_to(base).as_posix() for p in simulated}
+    components = {"morphologies_dir": "$COMPONENTS_DIR/morphologies",
+                  "biophysical_neuron_models_dir": f"$COMPONENTS_DIR/{min(cells_dir)}",
+                  "synaptic_models_dir": "$COMPONENTS_DIR/synaptic_models"}
+    sonata.write_circuit_config(tmp / "circuit_config.json", nodes, edges, components,
+                                {"livn": livn_block(spec, cells)})
 
 
 def write_drives(spec: SystemSpec, path: Path, population: str) -> None:

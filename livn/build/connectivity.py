@@ -31,8 +31,8 @@ class Connections:
     distance: np.ndarray
 
 
-def connect(spec: SystemSpec, positions: np.ndarray, projection: Projection) -> Connections:
-    """Draw the connections of ``projection``.
+def connect(spec: SystemSpec, positions: np.ndarray, projection: Projection, targets: range | None = None) -> Connections:
+    """Draw the connections of ``projection`` (onto the gids in ``targets`` only, if given).
 
     Each target gid draws one uniform per candidate source (sources within the kernel's
     cutoff distance, in increasing gid order) from its own stream keyed by
@@ -41,6 +41,11 @@ def connect(spec: SystemSpec, positions: np.ndarray, projection: Projection) -> 
     source_pop, target_pop = spec.population(projection.source), spec.population(projection.target)
     source_gids = np.arange(source_pop.first_gid, source_pop.first_gid + source_pop.count)
     target_gids = np.arange(target_pop.first_gid, target_pop.first_gid + target_pop.count)
+    if targets is not None:
+        target_gids = target_gids[(target_gids >= targets.start) & (target_gids < targets.stop)]
+    if len(target_gids) == 0 or len(source_gids) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Connections(projection, empty, empty, np.zeros(0))
     kernel = projection.kernel
     pairs = cKDTree(positions[target_gids]).sparse_distance_matrix(
         cKDTree(positions[source_gids]), kernel.max_distance, output_type="ndarray")

@@ -61,6 +61,22 @@ def estimate(spec: SystemSpec) -> Estimate:
     return Estimate(spec.num_neurons, candidates, edges, memory, edges * BYTES_PER_EDGE)
 
 
+def expected_edges_per_cell(spec: SystemSpec) -> dict[str, float]:
+    """Expected edges (all receptors) onto one cell of each simulated population."""
+    area = max(spec.size[0] * spec.size[1], 1e-9)
+    out: dict[str, float] = {}
+    for projection in spec.projections:
+        target = spec.population(projection.target)
+        if projection.sites:
+            total = _site_edges(spec, projection)
+        else:
+            kernel = projection.kernel
+            pairs = float(spec.population(projection.source).count) * float(target.count)
+            total = min(pairs, pairs * 2 * math.pi * kernel.sigma ** 2 * max(kernel.p_max - kernel.cutoff, 0) / area)
+        out[target.name] = out.get(target.name, 0.0) + total * len(projection.receptors) / max(target.count, 1)
+    return out
+
+
 def _site_edges(spec: SystemSpec, projection) -> float:
     """Expected synapses of a site projection: per target cell, each site's mean times this
     projection's share of the site (proportions normalised over the projections supplying it)."""
@@ -76,6 +92,20 @@ def _site_edges(spec: SystemSpec, projection) -> float:
                      for g, l, p in other.sites if (g, l) == (group, layer))
         total += target.count * site.mean * proportion / shares
     return total
+
+
+def free_disk(output) -> float:
+    """Bytes free on the file system where ``output`` would be written."""
+    import shutil
+    from pathlib import Path
+
+    folder = Path(output).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return float(shutil.disk_usage(folder).free)
+    except OSError:
+        return float("inf")
 
 
 def available_memory() -> float:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
-import libsonata
 import numpy as np
 
 SONATA_MAGIC = 0x0A7A
@@ -96,36 +95,90 @@ def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, position
         group.create_group("dynamics_params")
 
 
+#: above this many edges source_to_target is left out (SONATA allows it; afferent reads need
+#: only target_to_source, which is written block by block): it needs every source id in memory
+INDEX_LIMIT = 100_000_000
+
+_EDGE_ATTRIBUTES = {"syn_weight": ("weight", np.float64, "uS"), "delay": ("delay", np.float64, "ms"),
+                    "afferent_section_id": ("section", np.uint32, None),
+                    "afferent_section_pos": ("position", np.float32, None),
+                    "distance": ("distance", np.float32, "um")}
+
+
 def write_edges(path: Path, population: str, source_population: str, target_population: str,
-                num_sources: int, num_targets: int, source: np.ndarray, target: np.ndarray,
-                edge_type_id: np.ndarray, attributes: dict, units: dict) -> None:
-    """Write ``/edges/<population>`` (edges must already be sorted by target) and its indices.
+                num_sources: int, num_targets: int, blocks, total: int, source_offset: int = 0) -> None:
+    """Write ``/edges/<population>`` from ``blocks`` (column dicts, each sorted by target, in
+    target order; ``total`` edges in all; source gids minus ``source_offset`` are the source
+    node ids) and its indices, one block in memory at a time.
 
     Both index names are written: libsonata's ``node_id_to_ranges`` and, as a hard link to
     the same data, BMTK's ``node_id_to_range``.
     """
-    n = len(source)
+    ranges = []  # (target, first edge, end) per run of equal targets
     with h5py.File(path, "w") as h5:
         _root_attributes(h5)
         pop = h5.create_group(f"edges/{population}")
-        pop.create_dataset("source_node_id", data=source.astype(np.uint64))
+        columns = {"source_node_id": np.uint64, "target_node_id": np.uint64, "edge_type_id": np.uint64,
+                   "edge_group_id": np.uint32, "edge_group_index": np.uint64}
+        data = {name: pop.create_dataset(name, shape=(total,), dtype=dtype) for name, dtype in columns.items()}
         pop["source_node_id"].attrs["node_population"] = source_population
-        pop.create_dataset("target_node_id", data=target.astype(np.uint64))
         pop["target_node_id"].attrs["node_population"] = target_population
-        pop.create_dataset("edge_type_id", data=edge_type_id.astype(np.uint64))
-        pop.create_dataset("edge_group_id", data=np.zeros(n, dtype=np.uint32))
-        pop.create_dataset("edge_group_index", data=np.arange(n, dtype=np.uint64))
         group = pop.create_group("0")
-        for name, values in attributes.items():
-            group.create_dataset(name, data=values)
-            if name in units:
-                group[name].attrs["units"] = units[name]
+        for name, (_, dtype, unit) in _EDGE_ATTRIBUTES.items():
+            data[name] = group.create_dataset(name, shape=(total,), dtype=dtype)
+            if unit:
+                data[name].attrs["units"] = unit
         group.create_group("dynamics_params")
-    libsonata.EdgePopulation.write_indices(str(path), population, num_sources, num_targets)
+        start = 0
+        for block in blocks:
+            n = len(block["target"])
+            if n == 0:
+                continue
+            end = start + n
+            data["source_node_id"][start:end] = block["source"] - source_offset
+            data["target_node_id"][start:end] = block["target"]
+            data["edge_type_id"][start:end] = block["type_id"]
+            data["edge_group_id"][start:end] = 0
+            data["edge_group_index"][start:end] = np.arange(start, end, dtype=np.uint64)
+            for name, (column, dtype, _) in _EDGE_ATTRIBUTES.items():
+                data[name][start:end] = block[column].astype(dtype)
+            targets, first = np.unique(block["target"], return_index=True)
+            bounds = np.append(first, n) + start
+            ranges.extend(zip(targets.tolist(), bounds[:-1].tolist(), bounds[1:].tolist()))
+            start = end
+        if start != total:
+            raise RuntimeError(f"{path}: wrote {start} edges, expected {total}")
     with h5py.File(path, "r+") as h5:
-        for direction in ("source_to_target", "target_to_source"):
-            index = h5[f"edges/{population}/indices/{direction}"]
-            index["node_id_to_range"] = index["node_id_to_ranges"]
+        indices = h5[f"edges/{population}"].create_group("indices")
+        _write_index(indices.create_group("target_to_source"), num_targets,
+                     np.array([r[0] for r in ranges], dtype=np.int64), np.array([r[1:] for r in ranges], dtype=np.int64))
+        if total <= INDEX_LIMIT:
+            _write_index(indices.create_group("source_to_target"), num_sources,
+                         *_runs(h5[f"edges/{population}/source_node_id"][:].astype(np.int64)))
+
+
+def _runs(node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(node, [first edge id, end)) of each run of consecutive edge ids sharing a node, by node
+    then edge id: what a node-to-edges index lists."""
+    order = np.argsort(node, kind="stable")
+    ordered = node[order]
+    start = np.flatnonzero(np.concatenate(([True], (ordered[1:] != ordered[:-1]) | (order[1:] != order[:-1] + 1))))
+    end = np.append(start[1:], len(order))
+    return ordered[start], np.column_stack([order[start], order[end - 1] + 1])
+
+
+def _write_index(group, num_nodes: int, run_nodes: np.ndarray, run_edges: np.ndarray) -> None:
+    """A SONATA index: ``node_id_to_ranges`` [first, end) runs per node, and
+    ``range_to_edge_id`` [first, end) edge ids per run; ``node_id_to_range`` (BMTK's name) is a
+    hard link to the former. Written with h5py, so the file's bytes depend only on the edges."""
+    # runs come sorted by node: a node's runs start after those of every smaller node (also
+    # for a node without edges, whose range is empty there, as libsonata writes it)
+    count = np.bincount(run_nodes, minlength=num_nodes)[:num_nodes] if len(run_nodes) else np.zeros(num_nodes, int)
+    end = np.cumsum(count)
+    node_to_ranges = np.column_stack([end - count, end]).astype(np.uint64)
+    group.create_dataset("node_id_to_ranges", data=node_to_ranges)
+    group.create_dataset("range_to_edge_id", data=np.asarray(run_edges, dtype=np.uint64).reshape(-1, 2))
+    group["node_id_to_range"] = group["node_id_to_ranges"]
 
 
 def write_types_csv(path: Path, rows: list, id_field: str) -> None:

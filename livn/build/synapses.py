@@ -83,8 +83,9 @@ def _compartment_table(cell) -> list:
              cell.sections[c.section].groups) for c in cell.compartments]
 
 
-def synapses_by_site(spec: SystemSpec, positions: np.ndarray, cells: dict) -> SiteSynapses:
-    """Draw the synapses of every site projection of ``spec``.
+def synapses_by_site(spec: SystemSpec, positions: np.ndarray, cells: dict, targets: range | None = None) -> SiteSynapses:
+    """Draw the synapses of every site projection of ``spec`` (onto the gids in ``targets``
+    only, if given).
 
     ``positions``: (cells, 3) soma positions of every gid (virtual too), µm; ``cells``:
     population name -> :class:`livn.neuroml.Cell`.
@@ -94,6 +95,10 @@ def synapses_by_site(spec: SystemSpec, positions: np.ndarray, cells: dict) -> Si
     relocated = dropped = 0
     for target_name in dict.fromkeys(p.target for _, p in projections):
         target = spec.population(target_name)
+        mine = target.gids if targets is None else range(max(target.gids.start, targets.start),
+                                                          min(target.gids.stop, targets.stop))
+        if len(mine) == 0:
+            continue
         rows = _compartment_table(cells[target_name])
         sites = []
         for site in target.synapses:
@@ -112,7 +117,7 @@ def synapses_by_site(spec: SystemSpec, positions: np.ndarray, cells: dict) -> Si
                 sigma = np.array(source.axon_extent) / 6.0
                 sources[i] = (gids, positions[gids, :2], np.array(source.axon_extent) / 2.0, sigma)
         streams = Streams(spec.seed, "synapses")
-        for gid in target.gids:
+        for gid in mine:
             rng = streams.generator(gid)
             soma = positions[gid]
             chosen_projection, section, position = [], [], []
