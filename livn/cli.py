@@ -140,15 +140,16 @@ def validate(targets, simulators, scale) -> None:
 
 
 def _size_problems(spec) -> list:
-    """A build that would not fit in this machine's memory, as a problem (see livn.build.estimate)."""
-    from .build.estimate import available_memory, estimate
-    from .spec.problems import Problem, relative_name
+    """A build that would not fit this machine (memory, or disk where ``livn build`` writes by
+    default), as a problem: the builder's own check (livn.build.circuit.refuse_if_too_large)."""
+    from .build.circuit import refuse_if_too_large
+    from .spec import SpecError
 
-    cost, memory = estimate(spec), available_memory()
-    if cost.memory_bytes <= 0.8 * memory:
-        return []
-    return [Problem(relative_name(spec.path), None, "culture.neurons",
-                    f"building {spec.name} would take {cost}; this machine has {memory / 1e9:.3g} GB available")]
+    try:
+        refuse_if_too_large(spec, Path.cwd() / spec.name)
+    except SpecError as err:
+        return list(err.problems)
+    return []
 
 
 def _target_problems(spec, simulators) -> list:
@@ -423,11 +424,21 @@ def systems() -> None:
 def list_systems() -> None:
     """List the predefined systems shipped with livn."""
     from .resources import spec_path
-    from .spec import load_spec
+    from .spec import SpecError, load_spec
 
+    broken = False
     for name in predefined_names():
-        spec = load_spec(spec_path(name))
-        click.echo(f"{name:<6} {spec.num_neurons:>7} neurons  {spec.description}")
+        try:
+            spec = load_spec(spec_path(name))
+        except SpecError as err:
+            broken = True
+            click.echo(f"{name:<6} {'':>7}          (its spec has {len(err.problems)} problem(s): "
+                       f"`livn validate {name}` lists them)")
+            continue
+        inputs = sum(p.count for p in spec.virtual)
+        click.echo(f"{name:<6} {spec.num_neurons:>7} neurons  {spec.description}"
+                   + (f" (+ {inputs} input cells)" if inputs else ""))
+    sys.exit(1 if broken else 0)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pytest
 
 from livn.build import build_circuit
 from livn.build import edges as edges_module
+from livn.build import estimate as estimate_module
 from livn.build import sonata as sonata_module
 from livn.resources import spec_path
 from livn.spec import load_spec
@@ -36,7 +37,7 @@ def reference(tmp_path_factory):
 
 
 def test_blocks_do_not_change_a_byte(reference, tmp_path, monkeypatch):
-    monkeypatch.setattr(edges_module, "BLOCK_EDGES", 5000)
+    monkeypatch.setattr(estimate_module, "BLOCK_EDGES", 5000)
     assert len(edges_module.target_blocks(load_spec(SPEC, 0.002))) > 20
     blocked = build_circuit(load_spec(SPEC, 0.002), tmp_path / "blocked")
     assert file_hashes(blocked) == file_hashes(reference)
@@ -45,7 +46,7 @@ def test_blocks_do_not_change_a_byte(reference, tmp_path, monkeypatch):
 
 def test_ei_circuits_in_blocks_too(tmp_path, monkeypatch):
     whole = build_circuit(load_spec(spec_path("EI2")), tmp_path / "whole")
-    monkeypatch.setattr(edges_module, "BLOCK_EDGES", 300)
+    monkeypatch.setattr(estimate_module, "BLOCK_EDGES", 300)
     assert file_hashes(build_circuit(load_spec(spec_path("EI2")), tmp_path / "blocked")) == file_hashes(whole)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import uuid
@@ -16,7 +17,7 @@ from . import sonata
 from .drives import trains
 from .edges import block_edges, edge_types, target_blocks
 from .parallel import World
-from .estimate import available_memory, estimate, free_disk
+from .estimate import available_memory, estimate, free_disk, size_text
 from .mea import electrode_positions
 from .morphology import neuroml_to_swc
 from .placement import place
@@ -138,21 +139,31 @@ def build_circuit(spec: SystemSpec, output: Path, owned: bool = False) -> Path:
 
 
 def refuse_if_too_large(spec: SystemSpec, output: Path) -> None:
-    """SpecError when the build would not fit in memory or on the output's disk."""
+    """SpecError when the build would not fit in this process's memory or on the output's
+    disk, with the figures and the largest scale that fits."""
     from ..spec import Problem, SpecError
 
     cost = estimate(spec)
-    memory = available_memory()
+    memory, free = available_memory(), free_disk(output)
     problems = []
     if cost.memory_bytes > 0.8 * memory:
-        problems.append(f"building {spec.name} would take {cost}; this machine has {memory / 1e9:.3g} GB "
-                        f"available: use fewer neurons, a larger culture or a narrower kernel (sigma, cutoff)")
-    free = free_disk(output)
+        problems.append(f"{size_text(memory)} of memory available, the build needs ~{size_text(cost.memory_bytes)} "
+                        f"per process")
     if cost.disk_bytes > 0.8 * free:
-        problems.append(f"building {spec.name} would write ~{cost.disk_bytes / 1e9:.3g} GB; {output.parent} has "
-                        f"{free / 1e9:.3g} GB free: use a smaller scale (scale=...) or another output folder")
-    if problems:
-        raise SpecError([Problem(str(spec.path), None, "culture.neurons", message) for message in problems])
+        problems.append(f"{size_text(free)} free at {output.absolute().parent}, the circuit needs "
+                        f"~{size_text(cost.disk_bytes)}")
+    if not problems:
+        return
+    fit = spec.scale * min(0.8 * free / max(cost.disk_bytes, 1.0), 1.0)
+    if cost.memory_bytes > 0.8 * memory:
+        fit = min(fit, spec.scale * 0.8 * memory / cost.memory_bytes)
+    digits = 10 ** math.floor(math.log10(fit)) if fit > 0 else 0
+    advice = (f"build a smaller part of it: scale={math.floor(fit / digits) * digits:.2g} fits here "
+              f"(livn build {spec.name} --scale S, predefined({spec.name!r}, scale=S), make(..., scale=S))"
+              if spec.layers and fit > 0 else "use fewer neurons, a larger culture or a narrower kernel "
+                                              "(sigma, cutoff)")
+    raise SpecError([Problem(str(spec.path), None, "", f"building {spec.name} (scale {spec.scale:g}) would take "
+                                                       f"{cost}; this machine has {'; '.join(problems)}: {advice}")])
 
 
 def _draw_edges(spec: SystemSpec, positions: np.ndarray, cells: dict, tmp: Path, world) -> list:

@@ -1,7 +1,7 @@
 """The edges of a circuit, drawn in blocks of target cells and written in blocks.
 
 Targets are split into fixed ranges of gids (:func:`target_blocks`, sized from the spec so
-that a block holds ~:data:`BLOCK_EDGES` edges, whatever the number of processes). Every rule
+that a block holds ~``estimate.BLOCK_EDGES`` edges, whatever the number of processes). Every rule
 draws a target's edges from that target's own random stream, so a block's edges do not
 depend on the other blocks: blocks can be drawn on any rank, in any order, and written one
 after the other. Memory holds one block, not the circuit.
@@ -18,11 +18,9 @@ from ..spec import SystemSpec
 from ..spec.neuroml import SEGMENT_GROUPS
 from . import sonata
 from .connectivity import connect
+from . import estimate
 from .estimate import expected_edges_per_cell
 from .synapses import synapses_by_site
-
-#: edges per block (~60 MB of columns while drawn)
-BLOCK_EDGES = 1_000_000
 
 COLUMNS = {"source": np.int64, "target": np.int64, "type_id": np.int64, "weight": np.float64,
            "delay": np.float64, "section": np.uint32, "position": np.float32, "distance": np.float32}
@@ -44,13 +42,13 @@ def edge_types(spec: SystemSpec) -> tuple[list, dict]:
 
 
 def target_blocks(spec: SystemSpec) -> list[range]:
-    """Consecutive ranges of simulated gids holding ~BLOCK_EDGES expected edges each."""
+    """Consecutive ranges of simulated gids holding ~``estimate.BLOCK_EDGES`` expected edges each."""
     per_cell = expected_edges_per_cell(spec)
     blocks, start, load = [], 0, 0.0
     for population in spec.simulated:
         cost = per_cell.get(population.name, 0.0)
         for gid in population.gids:
-            if load + cost > BLOCK_EDGES and gid > start:
+            if load + cost > estimate.BLOCK_EDGES and gid > start:
                 blocks.append(range(start, gid))
                 start, load = gid, 0.0
             load += cost

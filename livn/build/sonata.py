@@ -14,6 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .estimate import INDEX_LIMIT
+
 SONATA_MAGIC = 0x0A7A
 SONATA_VERSION = (0, 1)
 
@@ -94,10 +96,6 @@ def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, position
             group.create_dataset(name, data=values)
         group.create_group("dynamics_params")
 
-
-#: above this many edges source_to_target is left out (SONATA allows it; afferent reads need
-#: only target_to_source, which is written block by block): it needs every source id in memory
-INDEX_LIMIT = 100_000_000
 
 _EDGE_ATTRIBUTES = {"syn_weight": ("weight", np.float64, "uS"), "delay": ("delay", np.float64, "ms"),
                     "afferent_section_id": ("section", np.uint32, None),

@@ -12,17 +12,11 @@ import os
 import sys
 from pathlib import Path
 
+from livn.build.parallel import launcher_size
+
 
 class SerialFallbackError(RuntimeError):
     """Started under mpiexec with several processes, but NEURON runs each one alone."""
-
-
-def _launcher_size() -> int:
-    """Number of processes the MPI launcher started (1 when not under mpiexec)."""
-    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"):
-        if name in os.environ:
-            return int(os.environ[name])
-    return 1
 
 
 def mpi_library() -> Path | None:
@@ -64,7 +58,7 @@ def init():
     SerialFallbackError
         If the launcher started n > 1 processes but NEURON reports fewer ranks.
     """
-    expected = _launcher_size()
+    expected = launcher_size()
     if expected > 1:
         library = mpi_library()
         if library is not None:
