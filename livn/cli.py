@@ -141,14 +141,17 @@ def validate(targets, simulators, scale) -> None:
 
 def _size_problems(spec) -> list:
     """A build that would not fit this machine (memory, or disk where ``livn build`` writes by
-    default), as a problem: the builder's own check (livn.build.circuit.refuse_if_too_large)."""
+    default), as a warning: the builder's own check (livn.build.circuit.refuse_if_too_large)."""
+    from dataclasses import replace
+
     from .build.circuit import refuse_if_too_large
     from .spec import SpecError
 
     try:
         refuse_if_too_large(spec, Path.cwd() / spec.name)
     except SpecError as err:
-        return list(err.problems)
+        # the spec is right; this machine is small for it: a warning, as `livn build` refuses
+        return [replace(p, severity="warning") for p in err.problems]
     return []
 
 

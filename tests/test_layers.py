@@ -191,3 +191,23 @@ def test_every_site_mistake_at_once(tmp_path):
     assert "warning" in messages and "sum to 0.8" in messages
     assert "give OLM an 'axon_extent'" in messages
     assert all(p.line for p in problems), messages
+
+
+@pytest.mark.parametrize("text, expected", [("36 degC", 36.0), ("309.15 K", 36.0)])
+def test_temperature_reaches_the_circuit(text, expected, tmp_path):
+    spec_text = _absolute(SPEC.read_text()).replace("  shape: rectangle\n", f"  shape: rectangle\n  temperature: {text}\n")
+    path = tmp_path / "warm.yaml"
+    path.write_text(spec_text)
+    spec = load_spec(path, 0.001)
+    assert spec.temperature == pytest.approx(expected)
+    built = build_circuit(spec, tmp_path / "circuit")
+    assert System(built).livn["temperature_celsius"] == pytest.approx(expected)
+
+
+def test_a_temperature_no_neuron_lives_at_is_refused(tmp_path):
+    path = tmp_path / "hot.yaml"
+    path.write_text(_absolute(SPEC.read_text()).replace("  shape: rectangle\n", "  shape: rectangle\n  temperature: 360 degC\n"))
+    spec, problems = check_spec(path)
+    assert spec is None
+    (problem,) = [p for p in problems if p.path == "culture.temperature"]
+    assert problem.line == 11 and "0-50 degC, found '360 degC'" in problem.message

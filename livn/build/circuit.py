@@ -85,6 +85,8 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
         block["noise"] = {"model": component.format(spec.noise.model.relative_to(base).as_posix()),
                           "units": {"g0": "uS", "sigma": "uS", "tau": "ms", "erev": "mV"},
                           "populations": [node_population(spec)], "sources": sources}
+    if spec.temperature is not None:
+        block["temperature_celsius"] = spec.temperature
     if spec.layers:
         block["culture"]["layers_um"] = {layer.name: [layer.z0, layer.z1] for layer in spec.layers}
     if spec.virtual:

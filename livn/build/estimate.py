@@ -27,7 +27,7 @@ BYTES_PER_INDEXED_EDGE = 40  # the source_to_target index: source ids, their ord
 BYTES_PER_NODE = 120  # positions, rotation, layer and their copies, on every rank
 BYTES_PER_INPUT_SPIKE = 16  # SONATA spike input: node id, time
 #: edges per block: a rank holds one block's edges at a time
-BLOCK_EDGES = 1_000_000
+BLOCK_EDGES = 250_000
 #: above this many edges the source_to_target index is not written (SONATA allows it; afferent
 #: reads need only target_to_source, written block by block): it needs every source id in memory
 INDEX_LIMIT = 100_000_000

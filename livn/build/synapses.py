@@ -109,13 +109,17 @@ def synapses_by_site(spec: SystemSpec, positions: np.ndarray, cells: dict, targe
                 continue
             z_range = (spec.layer(site.layer).z0, spec.layer(site.layer).z1) if site.layer else None
             sites.append(_Site(site.mean, *(np.array([r[k] for r in members]) for k in range(5)), z_range, feeding))
-        sources = {}
+        sources, by_population = {}, {}
         for i, p in projections:
             if p.target == target_name:
                 source = spec.population(p.source)
-                gids = np.arange(source.first_gid, source.first_gid + source.count)
+                if source.name not in by_population:
+                    # sorted by x, so a window is found by bisection rather than a scan
+                    gids = np.arange(source.first_gid, source.first_gid + source.count)
+                    order = np.lexsort((gids, positions[gids, 0]))
+                    by_population[source.name] = (gids[order], positions[gids[order], :2])
                 sigma = np.array(source.axon_extent) / 6.0
-                sources[i] = (gids, positions[gids, :2], np.array(source.axon_extent) / 2.0, sigma)
+                sources[i] = (*by_population[source.name], np.array(source.axon_extent) / 2.0, sigma)
         streams = Streams(spec.seed, "synapses")
         for gid in mine:
             rng = streams.generator(gid)
@@ -165,15 +169,19 @@ def synapses_by_site(spec: SystemSpec, positions: np.ndarray, cells: dict, targe
 
 
 def choose_sources(rng, gids, xy, half, sigma, centre, exclude: int, n: int) -> np.ndarray:
-    """``n`` source gids drawn with replacement among ``gids`` (positions ``xy``, µm) within the
-    window |Δ| < ``half`` of ``centre``, with probability ∝ exp(−Σ Δ²/2σ²); ``exclude`` is
-    never drawn. All −1 when the window holds no source."""
-    d = xy - centre
-    window = np.all(np.abs(d) < half, axis=1) & (gids != exclude)
+    """``n`` source gids drawn with replacement among ``gids`` (positions ``xy``, µm, sorted by
+    x) within the window |Δ| < ``half`` of ``centre``, with probability ∝ exp(−Σ Δ²/2σ²);
+    ``exclude`` is never drawn. All −1 when the window holds no source."""
+    lo, hi = np.searchsorted(xy[:, 0], [centre[0] - half[0], centre[0] + half[0]])
+    d = xy[lo:hi] - centre
+    window = (np.abs(d[:, 0]) < half[0]) & (np.abs(d[:, 1]) < half[1]) & (gids[lo:hi] != exclude)
     if not window.any():
         return np.full(n, -1, dtype=np.int64)
-    w = np.exp(-0.5 * np.sum((d[window] / sigma) ** 2, axis=1))
-    return gids[window][rng.choice(int(window.sum()), size=n, p=w / w.sum())]
+    d = d[window]
+    cdf = np.cumsum(np.exp(-0.5 * ((d[:, 0] / sigma[0]) ** 2 + (d[:, 1] / sigma[1]) ** 2)))
+    # inverse-CDF draws: what rng.choice(p=w/Σw) does, without its checks on every call
+    pick = np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), len(cdf) - 1)
+    return gids[lo:hi][window][pick]
 
 
 def _kind(spec: SystemSpec, projection) -> str:

@@ -213,6 +213,7 @@ class _Meaning:
         noise = self.noise(populations)
         mea = self.mea(size)
         weights = self.weights(projections)
+        temperature = self.temperature()
         if any(p.severity == "error" for p in self.problems) or self.broken:
             return None
         files = [self.doc.path]
@@ -225,7 +226,18 @@ class _Meaning:
             seed=self.get("seed"), size=tuple(size), thickness=thickness,
             populations=tuple(populations.values()), receptors=tuple(receptors.values()),
             projections=tuple(projections), delay=delay, noise=noise, mea=mea,
-            weights=tuple(weights), files=tuple(files), layers=tuple(layers), scale=self.scale)
+            weights=tuple(weights), files=tuple(files), layers=tuple(layers), scale=self.scale,
+            temperature=temperature)
+
+    def temperature(self) -> float | None:
+        if self.get("culture", "temperature") is None:
+            return None
+        value = self.quantity(("culture", "temperature"), "temperature")
+        if value is not None and not 0 <= value <= 50:
+            self.error(("culture", "temperature"), f"expected a temperature at which neurons live, 0-50 degC, "
+                                                   f"found {self.get('culture', 'temperature')!r}")
+            return None
+        return value
 
     def range(self, key) -> tuple | None:
         """A [from, to] length pair with from < to."""

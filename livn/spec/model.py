@@ -263,6 +263,8 @@ class SystemSpec:
     scale : float
         The fraction of the spec's system this is (area and cell counts; densities and
         synapses per cell kept).
+    temperature : float or None
+        °C, for temperature-dependent kinetics (None: not given).
     weights : tuple of (str, float)
         Default weight per "SOURCE->TARGET.RECEPTOR", in multiples of the unit conductance.
     files : tuple of Path
@@ -285,6 +287,7 @@ class SystemSpec:
     files: tuple
     layers: tuple = ()
     scale: float = 1.0
+    temperature: float | None = None
 
     @property
     def directory(self) -> Path:

@@ -1,6 +1,6 @@
 """Quantities written with units in a spec ("200 um", "0.25 m/s"), in livn's canonical units.
 
-Canonical units at every boundary: µm, ms, µm/ms, µS, mV, µA, mM, Ω·m, Hz, rad.
+Canonical units at every boundary: µm, ms, µm/ms, µS, mV, µA, mM, Ω·m, Hz, rad, °C.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ UNITS: dict[str, dict[str, float]] = {
     "resistivity": {"ohm m": 1.0, "ohm*m": 1.0, "Ohm m": 1.0, "ohm cm": 1e-2, "Ohm cm": 1e-2},
     "frequency": {"Hz": 1.0, "kHz": 1e3, "1/s": 1.0},
     "angle": {"rad": 1.0, "deg": math.pi / 180},
+    "temperature": {"degC": 0.0, "K": -273.15},  # offsets, not factors: see parse_quantity
 }
 
 CANONICAL = {"length": "µm", "time": "ms", "velocity": "µm/ms", "conductance": "µS",
              "voltage": "mV", "current": "µA", "concentration": "mM", "resistivity": "Ω·m",
-             "frequency": "Hz", "angle": "rad"}
+             "frequency": "Hz", "angle": "rad", "temperature": "degC"}
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)\s*$")
 
@@ -51,7 +52,7 @@ def parse_quantity(text: object, dimension: str) -> float:
     value, unit = float(match.group(1)), match.group(2)
     if unit not in units:
         raise UnitError(f"expected {expected}, found unit {unit!r} in {text!r}")
-    value *= units[unit]
+    value = value + units[unit] if dimension == "temperature" else value * units[unit]
     if not math.isfinite(value):
         raise UnitError(f"expected a finite {dimension}, found {text!r}")
     return value
