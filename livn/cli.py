@@ -203,7 +203,7 @@ def build(target, output, scale) -> None:
     if World().rank != 0:
         return  # under mpiexec, rank 0 reports
     system = System(path)
-    edges = len(system.edges["source"])
+    edges = system.num_edges
     click.echo(f"built {system.name}: {system.num_neurons} neurons, {edges} edges, "
                f"{system.num_channels} MEA channels in {time.perf_counter() - start:.2f} s -> {path}")
 

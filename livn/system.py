@@ -206,6 +206,11 @@ class System:
         return self.network.default_params()
 
     # -- connections ---------------------------------------------------------------------
+    @property
+    def num_edges(self) -> int:
+        """Edges of every edge population (their sizes; the edges are not read)."""
+        return int(sum(pop.size for pop in self.circuit.edges.values()))
+
     @cached_property
     def edges(self) -> dict[str, np.ndarray]:
         """Every edge (all edge populations): ``source``, ``target`` (gids), ``projection``,

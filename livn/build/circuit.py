@@ -224,8 +224,12 @@ def _write_rest(spec: SystemSpec, tmp: Path, positions, rotation, layer, cells: 
     """Nodes, inputs, components, electrodes and the configs (rank 0)."""
     simulated, virtual = spec.simulated, spec.virtual
     n_cells = spec.num_neurons
-    node_types = [sonata.NodeType(100 + i, p.name, "biophysical", f"nml:{p.cell.name}", f"{p.name}.swc",
-                                  "e" if p.role == "excitatory" else "i")
+    base = spec.base_directory
+    # model_template names the cell relative to biophysical_neuron_models_dir: the deepest
+    # folder holding every cell file (the cells of a spec may live in several folders)
+    cells_dir = Path(os.path.commonpath([p.cell.parent for p in simulated]))
+    node_types = [sonata.NodeType(100 + i, p.name, "biophysical", f"nml:{p.cell.relative_to(cells_dir).as_posix()}",
+                                  f"{p.name}.swc", "e" if p.role == "excitatory" else "i")
                   for i, p in enumerate(simulated)]
     node_type_ids = np.concatenate([np.full(p.count, 100 + i) for i, p in enumerate(simulated)])
     layers = {"layer": layer.astype(np.uint8)} if spec.layers else {}
@@ -253,14 +257,12 @@ def _write_rest(spec: SystemSpec, tmp: Path, positions, rotation, layer, cells: 
     for p in simulated:
         neuroml_to_swc(p.cell, p.cell_id, morphologies / f"{p.name}.swc")
     sonata.write_electrodes(tmp / MEA_DIR, electrode_positions(spec.mea, spec.size))
-    base = spec.base_directory
     synaptic_models = tmp / COMPONENTS_DIR / "synaptic_models"
     for receptor in spec.receptors:
         sonata.write_synapse_parameters(synaptic_models / f"{receptor.name}.json", receptor,
                                         os.path.relpath(receptor.model, base / "synaptic_models"))
-    cells_dir = {p.cell.parent.relative_to(base).as_posix() for p in simulated}
     components = {"morphologies_dir": "$COMPONENTS_DIR/morphologies",
-                  "biophysical_neuron_models_dir": f"$COMPONENTS_DIR/{min(cells_dir)}",
+                  "biophysical_neuron_models_dir": f"$COMPONENTS_DIR/{cells_dir.relative_to(base).as_posix()}",
                   "synaptic_models_dir": "$COMPONENTS_DIR/synaptic_models"}
     sonata.write_circuit_config(tmp / "circuit_config.json", nodes, edges, components,
                                 {"livn": livn_block(spec, cells)})

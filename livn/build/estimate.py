@@ -32,8 +32,9 @@ BLOCK_EDGES = 250_000
 #: reads need only target_to_source, written block by block): it needs every source id in memory
 INDEX_LIMIT = 100_000_000
 #: measured build cost per edge of one process (this project's 2-core machine, 2026-12-01:
-#: CA1 test spec at scale 0.01, 1.27e6 edges by site in 8.1 s; EI kernel projections are cheaper)
-SECONDS_PER_EDGE = 6.4e-6
+#: CA1 at scale 0.001, 1.3e7 edges by site in 12.9 s; with ~100x fewer synapses per cell, as in
+#: tests/data/ca1_layers, per-cell overheads make it ~5 us)
+SECONDS_PER_EDGE = 1.0e-6
 
 
 @dataclass(frozen=True)
