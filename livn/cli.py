@@ -141,17 +141,16 @@ def validate(targets, simulators, scale) -> None:
 
 def _size_problems(spec) -> list:
     """A build that would not fit this machine (memory, or disk where ``livn build`` writes by
-    default), as a warning: the builder's own check (livn.build.circuit.refuse_if_too_large)."""
-    from dataclasses import replace
-
+    default), as a problem: the builder's own check (livn.build.circuit.refuse_if_too_large)."""
     from .build.circuit import refuse_if_too_large
     from .spec import SpecError
 
     try:
         refuse_if_too_large(spec, Path.cwd() / spec.name)
     except SpecError as err:
-        # the spec is right; this machine is small for it: a warning, as `livn build` refuses
-        return [replace(p, severity="warning") for p in err.problems]
+        # an error, not a warning: a spec validate accepts must build here (`livn build`
+        # refuses the same); the message names a scale that fits
+        return list(err.problems)
     return []
 
 
@@ -166,7 +165,7 @@ def _target_problems(spec, simulators) -> list:
 
     cells = [read_cell(p.cell, p.cell_id) for p in spec.simulated]
     synapses = {r.name: read_synapse(r.model, r.component_id) for r in spec.receptors}
-    components = Components(cells, synapses, str(spec.path))
+    components = Components(cells, synapses, str(spec.path), temperature=spec.temperature)
     problems = []
     for name in simulators:
         for problem in get_target(name).check(components):

@@ -63,6 +63,7 @@ class Components:
     synapses: dict
     source: str
     noise: tuple = ()
+    temperature: float | None = None  # degC, the system's (None: not given)
 
 
 @dataclass
@@ -486,6 +487,19 @@ class NetworkModel:
     @property
     def electrodes(self) -> np.ndarray:
         return self.circuit.electrodes
+
+    @property
+    def temperature(self) -> float | None:
+        """The network temperature, degC, that temperature-dependent kinetics read (q10ExpTemp,
+        Nernst and GHK potentials; NeuroML's ``networkWithTemperature``): the livn block's
+        ``temperature_celsius``, else the SONATA simulation config's ``conditions.celsius``
+        (BMTK writes it), else None — not given. None is no default: a target refuses cells
+        that depend on the temperature without one, and leaves every other cell as it was (the
+        EI systems use only fixed q10 factors, so their results do not depend on it)."""
+        value = (self.circuit.livn or {}).get("temperature_celsius")
+        if value is None:
+            value = ((self.circuit.simulation or {}).get("conditions") or {}).get("celsius")
+        return None if value is None else float(value)
 
     @property
     def resistivity(self) -> float:

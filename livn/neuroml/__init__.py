@@ -2,10 +2,10 @@
 trees (from NeuroML morphology or SWC). A leaf package: the spec validator, the builder, the
 network model and the targets all read NeuroML through it."""
 
-from .cell import Cell, ChannelDensity, Compartment, Section, read_cell, read_swc
+from .cell import Cell, ChannelDensity, Compartment, ConcentrationModel, Section, Species, read_cell, read_swc
 from .reader import (Channel, Gate, NeuroMLError, NoiseType, Rate, Synapse, UnsupportedNeuroML, document,
                      read_channel, read_noise_type, read_synapse)
 
-__all__ = ["Cell", "ChannelDensity", "Compartment", "Section", "read_cell", "read_swc", "Channel", "Gate",
-           "NeuroMLError", "NoiseType", "Rate", "Synapse", "UnsupportedNeuroML", "document", "read_channel",
-           "read_noise_type", "read_synapse"]
+__all__ = ["Cell", "ChannelDensity", "Compartment", "ConcentrationModel", "Section", "Species", "read_cell", "read_swc",
+           "Channel", "Gate", "NeuroMLError", "NoiseType", "Rate", "Synapse", "UnsupportedNeuroML", "document",
+           "read_channel", "read_noise_type", "read_synapse"]

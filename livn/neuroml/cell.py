@@ -733,10 +733,9 @@ def _calcium_problems(cell_id: str, raw: list, densities: list, species: list) -
     must not overlap (NeuroML would read a concentration of 0 there; jNeuroML's NEURON export
     NEURON's defaults: refused rather than guessed)."""
     problems = []
-    for sp in species:
-        for other in species:
-            if other is not sp and other.line > sp.line and any(
-                    {sp.segment_group, other.segment_group} <= r["groups"] for r in raw):
+    for k, sp in enumerate(species):
+        for other in species[k + 1:]:
+            if any({sp.segment_group, other.segment_group} <= r["groups"] for r in raw):
                 problems.append((other.file, other.line, f"cell {cell_id}: species {other.id} overlaps species "
                                                          f"{sp.id} (line {sp.line}) on some segments"))
     covered = [r for r in raw if any(sp.segment_group in r["groups"] for sp in species)]

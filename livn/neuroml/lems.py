@@ -280,6 +280,8 @@ class _Parser:
         kind, text, column = self.peek()
         if kind == "num":
             self.take()
+            if not math.isfinite(float(text)):
+                raise ExpressionError(f"the number {text} is not finite", column)
             return ("num", float(text))
         if kind == "name":
             self.take()

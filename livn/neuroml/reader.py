@@ -352,27 +352,27 @@ class Channel:
         return scale
 
     def beyond_hh(self) -> list[tuple]:
-        """(file, line, construct) of what the channel uses beyond standard HH gates with fixed
-        q10 (what a target without LEMS support must refuse)."""
-        out = []
+        """[(file, line, description)] of what the channel uses beyond standard HH gates with
+        fixed q10 (what a target without LEMS support must refuse); empty if nothing."""
+        found: dict = {}
         if self.conductance_scaling:
-            out.append((self.file, self.line, f"channel {self.id}: q10ConductanceScaling"))
+            found["q10ConductanceScaling"] = []
         for g in self.gates:
             if g.kind not in ("rates", "tauInf", "instantaneous"):
-                label = next(k for k, v in _GATE_KINDS.items() if v == g.kind)
-                out.append((g.file or self.file, g.line or self.line, f"channel {self.id}: gate {g.name} is a {label}"))
+                found.setdefault(next(k for k, v in _GATE_KINDS.items() if v == g.kind), []).append(g.name)
             if g.q10_temperature:
-                out.append((g.file or self.file, g.line or self.line, f"channel {self.id}: gate {g.name} has a "
-                                                                      f"q10ExpTemp (temperature-dependent kinetics)"))
+                found.setdefault("q10ExpTemp", []).append(g.name)
             for r in g.rates:
-                if r.kind == "custom":
-                    out.append((g.file or self.file, g.line or self.line,
-                                f"channel {self.id}: gate {g.name} uses the custom ComponentType {r.custom.name} "
-                                f"({Path(r.custom.file).name}:{r.custom.line})"))
-                elif r.kind == "fixedTimeCourse":
-                    out.append((g.file or self.file, g.line or self.line,
-                                f"channel {self.id}: gate {g.name} has a fixedTimeCourse"))
-        return out
+                if r.kind == "fixedTimeCourse":
+                    found.setdefault("fixedTimeCourse", []).append(g.name)
+                elif r.kind == "custom":
+                    label = f"custom ComponentType {r.custom.name} at {Path(r.custom.file).name}:{r.custom.line}"
+                    found.setdefault(label, []).append(g.name)
+        if not found:
+            return []
+        parts = [f"{what} (gate{'s' if len(gates) > 1 else ''} {', '.join(dict.fromkeys(gates))})" if gates else what
+                 for what, gates in found.items()]
+        return [(self.file, self.line, f"channel {self.id}: {'; '.join(parts)}")]
 
 
 def _problem(element, message: str) -> NeuroMLError:

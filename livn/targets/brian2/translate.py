@@ -170,12 +170,28 @@ def _fail(cell: Cell, where: str, worst: float, dt: float) -> str:
             f"compartments pass this test (e.g. livn's two-compartment cells). Use the NEURON target")
 
 
+def _beyond_hh(model) -> list[tuple]:
+    """(file, line, message) of the NeuroML constructs beyond HH channels with fixed reversal
+    potentials and fixed q10 (calcium species and pools, Nernst and GHK2 currents, custom
+    ComponentTypes, temperature-dependent q10, the newer gate kinds): the Brian2 target refuses
+    them rather than translate them partly. Each channel is reported once, at its use."""
+    out, seen = [], set()
+    for cell in model.cells:
+        for file, line, construct in cell.beyond_hh():
+            if construct in seen:  # a channel's constructs once, whichever cells use it
+                continue
+            seen.add(construct)
+            out.append((file, line, f"{construct}: not translated by the Brian2 target (it runs HH channels with "
+                                    f"fixed reversal potentials and fixed q10); use --target neuron"))
+    return out
+
+
 def check(model, dt: float = 0.025, compiled: bool = False) -> list[tuple]:
     """(file, line, message) of everything in ``model`` the Brian2 target cannot run
     (``compiled``: in a compiled, livn-free directory, which holds explicit groups only)."""
     from .spatial import spatial_layout
 
-    problems = []
+    problems = _beyond_hh(model)
     for cell in model.cells:
         ok, worst = explicit_ok(cell, dt)
         if ok:

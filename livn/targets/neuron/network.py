@@ -21,7 +21,8 @@ import weakref
 import numpy as np
 
 from ...network.model import NetworkModel
-from .cell import NeuronCell, _h, set_integration
+from .cell import NeuronCell, _h, set_integration, set_temperature
+from . import wiring
 from .nmodl import load_mechanisms, network_mechanisms
 
 _ACTIVE: list = []  # weak reference to the network alive in this process
@@ -93,6 +94,7 @@ class Network:
         self.pc.gid_clear()
         self.rank, self.ranks = int(self.pc.id()), int(self.pc.nhost())
         self.mechanisms = load_mechanisms(network_mechanisms(model), coreneuron=coreneuron)
+        set_temperature(model.temperature, model.cells)  # NEURON's celsius: the network temperature
         set_integration("fixed", dt=dt, secondorder=secondorder)
         if coreneuron:
             h.CVode().cache_efficient(1)  # CoreNEURON takes the model from NEURON's sorted memory
@@ -100,7 +102,6 @@ class Network:
         self._stims: dict[int, tuple] = {}
         self._build_cells()
         self._build_virtual()
-        self._netcons: list = []
         self._connect()
         self.pc.set_maxstep(10)
         self._spike_times, self._spike_gids = h.Vector(), h.Vector()
@@ -154,14 +155,8 @@ class Network:
     def _connect(self):
         conn = self.model.afferent(sorted(self.cells))
         self._connections = conn
-        names = self.model.synapse_names
-        for s, t, syn, sec, x, d in zip(conn.source.tolist(), conn.target.tolist(), conn.synapse.tolist(),
-                                        conn.section.tolist(), conn.x.tolist(), conn.delay.tolist()):
-            name = names[syn]
-            pp = self.cells[t].add_synapse(name, self.mechanisms.synapse(name), sec, x)
-            nc = self.pc.gid_connect(s, pp)
-            nc.delay = d
-            self._netcons.append(nc)
+        self._netcons, self._points = wiring.connect(self.h, self.pc, self.cells, conn, self.model.synapse_names,
+                                                     self.mechanisms, np.zeros(len(conn)))
 
     def _initialise(self):
         for cell in self.cells.values():
@@ -185,8 +180,7 @@ class Network:
                         setattr(cell.noise[kind], field, value)
         if any(not n.startswith("noise.") for n in params):
             weights = self.model.conductance_scale(self.params)[self._connections.group] * self._connections.relative
-            for nc, w in zip(self._netcons, weights.tolist()):
-                nc.weight[0] = w
+            wiring.reweight(self.h, self._netcons, weights)
         if not self._started:
             self._initialise()  # before the first step: the noise starts at its (new) mean
 

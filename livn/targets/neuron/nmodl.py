@@ -9,10 +9,26 @@ Mechanisms
 channel (density mechanism, ``SUFFIX``)
     ``RANGE gmax`` (S/cm²), ``e`` (mV); ``g`` (S/cm²) and ``i`` (mA/cm², NONSPECIFIC_CURRENT,
     so the per-density reversal potential of the cell applies whatever the ion). Gates are
-    STATEs integrated with ``cnexp`` (their equations are linear in the gate): "rates" gates
-    dx/dt = q10·(α(1 − x) − βx), "tauInf" gates dx/dt = q10·(x∞ − x)/τ; "instantaneous" gates
-    are evaluated in the BREAKPOINT (so NEURON's di/dv includes them). INITIAL puts every
-    gate at its steady state at the initial potential.
+    STATEs integrated with ``cnexp`` (their equations are linear in the gate):
+    dx/dt = (x∞ − x)/τ with x∞ and τ as NeuroML's gate kind defines them (``rates``:
+    α/(α + β) and 1/(s(α + β)); ``tauInf``: steady state and time course/s; ``ratesInf``,
+    ``ratesTau``, ``ratesTauInf`` mix the two; s = q10Fixed, or q10ExpTemp at ``celsius``);
+    "instantaneous" gates are evaluated in the BREAKPOINT (so NEURON's di/dv includes them).
+    INITIAL puts every gate at its steady state at the initial potential. A custom LEMS rate,
+    steady state or time course becomes a FUNCTION ``livn_<gate>_<alpha|beta|inf|tau>(v)``
+    (:meth:`livn.neuroml.lems.CustomType.nmodl_function`: SI inside, as LEMS defines it;
+    ``caConc`` is ``cai``, ``temperature`` is ``celsius`` + 273.15). A ``q10ConductanceScaling``
+    multiplies g. Calcium variants (:data:`VARIANTS`, one mechanism per (channel, variant)):
+    "ohmic_ca" (a fixed-erev current of ion ca: ``WRITE ica`` with its own e, so it feeds the
+    concentration model as NeuroML's iCa does), "nernst" (``READ eca``: NEURON's Nernst
+    potential of cai, cao at celsius) and "ghk2" (``READ cai, cao``: NeuroML's
+    channelDensityGHK2 driving term). Gates that read calcium add ``USEION ca READ cai``.
+concentration model (density mechanism; :func:`pool_mechanism`)
+    cai is its STATE (``USEION ca READ ica WRITE cai, cao``), with NeuroML's equations of
+    ``decayingPoolConcentrationModel`` or ``fixedFactorConcentrationModel``; it starts at the
+    species' initial concentration and holds cao at its external one (``RANGE initial,
+    initial_ext``, per segment, so cells with different species share one mechanism). NEURON
+    initialises concentration writers before the channels that read cai.
 synapse (``POINT_PROCESS``)
     Dual exponential with NeuroML's peak normalisation (``expTwoSynapse``): states A, B
     (µS) decay with ``tau_rise`` / ``tau_decay``; ``NET_RECEIVE(weight (uS))`` adds

@@ -97,6 +97,9 @@ class NeuronTarget(Target):
                             problems.append((channel.file or cell.source, channel.line,
                                              f"channel {channel.id}: {i!r} is an NMODL keyword or not an identifier, "
                                              f"so NEURON cannot name a mechanism or state after it"))
+        from .cell import temperature_problems
+
+        problems += temperature_problems(model.cells, getattr(model, "temperature", None), model.source)
         for name in model.synapses:
             if not IDENTIFIER.match(name) or name in NMODL_KEYWORDS:
                 problems.append((model.source, None, f"synapse name {name!r} cannot be an NMODL name"))
