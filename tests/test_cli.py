@@ -47,13 +47,14 @@ def test_systems_list():
     result = run_livn("systems", "list")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines][:4] == ["EI1", "EI2", "EI3", "EI4"]
-    assert "10000 neurons" in lines[3]
+    assert [line.split()[0] for line in lines] == ["CA1", "EI1", "EI2", "EI3", "EI4"]
+    assert "345970 neurons" in lines[0] and "(+ 494700 input cells)" in lines[0]
+    assert "10000 neurons" in lines[4]
 
 
 def test_unknown_target_is_an_error(tmp_path):
     result = run_livn("build", "EI9", "-o", tmp_path / "x")
-    assert result.returncode == 1 and "predefined systems: EI1, EI2, EI3, EI4" in result.stderr
+    assert result.returncode == 1 and "predefined systems: CA1, EI1, EI2, EI3, EI4" in result.stderr
     assert not Path(tmp_path / "x").exists()
 
 

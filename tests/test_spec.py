@@ -34,6 +34,16 @@ def test_predefined_names_are_the_shipped_specs():
     assert set(EXPECTED) <= set(predefined_names())
 
 
+def test_ca1_validates_at_a_scale_and_full_scale_names_one_that_fits_here():
+    small = run_livn("validate", "CA1", "--scale", "0.002", "--target", "neuron")
+    assert small.returncode == 0, small.stderr
+    assert "CA1.yaml: OK (694 neurons, 15 populations, 120 projections" in small.stdout and "runs on neuron" in small.stdout
+    full = run_livn("validate", "CA1")
+    # 1.3e10 edges, ~0.9 TB: more than this machine's disk; the message names a scale that fits
+    assert full.returncode == 1 and "~1.3e+10 edges" in full.stderr and "fits here" in full.stderr, full.stderr
+    assert "Traceback" not in full.stderr
+
+
 def test_validate_command_accepts_good_specs_by_name_and_path():
     result = run_livn("validate", "EI3", spec_path("EI1"))
     assert result.returncode == 0, result.stderr

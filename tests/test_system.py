@@ -86,7 +86,7 @@ def test_editing_a_spec_or_a_file_it_references_rebuilds(tmp_path, monkeypatch, 
 
 
 def test_unknown_system_names_the_known_ones():
-    with pytest.raises(ValueError, match="EI1, EI2, EI3, EI4"):
+    with pytest.raises(ValueError, match="CA1, EI1, EI2, EI3, EI4"):
         predefined("EI9")
 
 
