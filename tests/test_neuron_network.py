@@ -206,10 +206,9 @@ def test_neuron_and_brian2_give_identical_spike_counts_on_ei1_without_noise():
     assert np.abs(neuron - brian2).max() <= 1 and abs(int(neuron.sum()) - int(brian2.sum())) <= 2, (brian2, neuron)
 
 
-@pytest.mark.slow
-def test_extracellular_mechanism_and_equivalent_currents_agree():
-    """NEURON's extracellular mechanism and the axial-current form of the field (same
-    integrator) drive the same cells: counts within 5 %, per cell within 2 spikes."""
+def _field_forms():
+    """Spike counts per cell of EI1 under the same pulses, the field applied by NEURON's
+    extracellular mechanism and by the equivalent axial currents (backward Euler both)."""
     from livn.targets.neuron.network import Network
     mechanism = stimulated_counts("neuron", 80.0, field="extracellular")
     system = make("EI1", backend="neuron").system
@@ -217,7 +216,23 @@ def test_extracellular_mechanism_and_equivalent_currents_agree():
     network.set_params(QUIET)
     from livn.io import pulse_train
     it, _, _ = network.run(500, stimulus=pulse_train(500, [0], 1, 80.0, 20.0))
-    currents = np.bincount(it, minlength=10)
+    return mechanism, np.bincount(it, minlength=10)
+
+
+@pytest.mark.slow
+def test_extracellular_mechanism_and_equivalent_currents_agree():
+    """NEURON's extracellular mechanism and the axial-current form of the field (same
+    integrator) drive the same cells: counts within 5 %, per cell within 2 spikes.
+
+    In a process of its own: in one CI run, after other tests in the same pytest worker, the
+    two differed by 5.8 % (291 vs 275 spikes) while a fresh process gives agreement — NEURON
+    global state left by an earlier test (not yet found; see docs/CA1-plan.md)."""
+    code = ("import sys, json; sys.path.insert(0, 'tests'); from test_neuron_network import _field_forms; "
+            "m, c = _field_forms(); print(json.dumps([m.tolist(), c.tolist()]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    mechanism, currents = (np.array(x) for x in json.loads(done.stdout.strip().splitlines()[-1]))
     assert mechanism.sum() > 100
     assert abs(int(currents.sum()) - int(mechanism.sum())) <= 0.05 * mechanism.sum()
     assert np.abs(currents - mechanism).max() <= 2 + 0.1 * mechanism.max()
