@@ -51,24 +51,28 @@ ZEROED, ZEROED_VALUE, ZEROED_UNIT = "EXC->EXC.AMPA", 18.0, 5e-4
 
 # -- what a target applied, read from its objects -----------------------------------------------
 def _neuron_edges(env):
-    """(source gid, target gid, conductance µS) of every NetCon."""
+    """(source gid, target gid, weight group, conductance µS) of every NetCon (one per source, point process,
+    delay and weight group, carrying the sum of its connections')."""
     net = env.simulation.network
-    conn = net._connections
-    source = np.array([int(nc.srcgid()) for nc in net._netcons])
-    np.testing.assert_array_equal(source, conn.source)  # the NetCons are in the order of the connections
-    return source, np.asarray(conn.target), np.array([nc.weight[0] for nc in net._netcons])
+    wiring, conn = net._wiring, net._connections
+    source = np.array([int(nc.srcgid()) for nc in wiring.netcons])
+    target, group = np.zeros(len(source), dtype=np.int64), np.zeros(len(source), dtype=np.int64)
+    target[wiring.merged], group[wiring.merged] = conn.target, conn.group
+    np.testing.assert_array_equal(source[wiring.merged], conn.source)  # each NetCon serves its own source
+    return source, target, group, np.array([nc.weight[0] for nc in wiring.netcons])
 
 
 def _brian2_edges(env):
-    """(source gid, target gid, conductance µS) of every Brian2 synapse."""
+    """(source gid, target gid, weight group, conductance µS) of every Brian2 synapse."""
     runtime = env.simulation.runtime
     gids = {id(group): runtime.gids[name] for name, group in runtime.groups.items()}
-    source, target, weight = [], [], []
-    for obj, _, _ in runtime._synapses:
+    source, target, group, weight = [], [], [], []
+    for obj, groups, _ in runtime._synapses:
         source.append(gids[id(obj.source)][np.asarray(obj.i[:])])
         target.append(gids[id(obj.target)][np.asarray(obj.j[:])])
+        group.append(np.asarray(groups))
         weight.append(np.asarray(obj.w[:]) * 1e6)  # S -> µS
-    return np.concatenate(source), np.concatenate(target), np.concatenate(weight)
+    return np.concatenate(source), np.concatenate(target), np.concatenate(group), np.concatenate(weight)
 
 
 def _neuron_noise(env):
@@ -95,12 +99,18 @@ EDGES = {"neuron": _neuron_edges, "brian2": _brian2_edges}
 NOISE = {"neuron": _neuron_noise, "brian2": _brian2_noise}
 
 
+def _per_pair(source, target, group, weight):
+    """The conductance each source applies to each target through each weight group (µS, summed
+    over their synapses), sorted by (source, target, group): what a target must apply, however it
+    groups the synapses into objects."""
+    pairs, index = np.unique(np.stack([source, target, group], axis=1), axis=0, return_inverse=True)
+    return pairs[:, 0], pairs[:, 1], pairs[:, 2], np.bincount(index.ravel(), weights=weight, minlength=len(pairs))
+
+
 def applied_edges(env):
     if env.backend not in EDGES:
         pytest.fail(f"add an accessor for the per-edge conductances of target {env.backend!r} to EDGES")
-    source, target, weight = EDGES[env.backend](env)
-    order = np.lexsort((weight, target, source))
-    return source[order], target[order], weight[order]
+    return _per_pair(*EDGES[env.backend](env))
 
 
 def applied_noise(env):
@@ -110,18 +120,17 @@ def applied_noise(env):
 
 
 def expected_edges(model, params):
-    """What the network model says each edge's conductance is (µS), sorted like applied_edges."""
+    """What the network model says each source applies to each target (µS), like applied_edges."""
     conn = model.afferent(model.biophysical_gids)
     weight = model.conductance_scale({**model.default_params(), **params})[conn.group] * conn.relative
-    order = np.lexsort((weight, conn.target, conn.source))
-    return conn.source[order], conn.target[order], weight[order]
+    return _per_pair(conn.source, conn.target, conn.group, weight)
 
 
 def assert_edges(env, params):
     got, want = applied_edges(env), expected_edges(env.model, params)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
-    np.testing.assert_allclose(got[2], want[2], rtol=1e-12, atol=0)
+    for column in range(3):
+        np.testing.assert_array_equal(got[column], want[column])
+    np.testing.assert_allclose(got[3], want[3], rtol=1e-12, atol=0)
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -265,17 +274,20 @@ def test_a_weight_whose_default_is_0_gives_each_edge_value_times_unit(target, en
     env = Env(variant, backend=target)
     try:
         env.record_spikes()
-        source, target_gid, weight = applied_edges(env)
+        _, _, groups, weight = applied_edges(env)
         ei1 = system("EI1").network
         group = ei1.weight_names.index(ZEROED)
-        conn = ei1.afferent(ei1.biophysical_gids)
-        assert np.count_nonzero(weight == 0) == np.count_nonzero(conn.group == group) > 0
+        assert np.count_nonzero(weight == 0) == np.count_nonzero(groups == group) > 0
         at_zero = spikes(env.run(150))
         env.set_params({ZEROED: ZEROED_VALUE})
         assert_edges(env, {ZEROED: ZEROED_VALUE})
-        _, _, weight = applied_edges(env)
-        assert np.count_nonzero(np.isclose(weight, ZEROED_VALUE * ZEROED_UNIT, rtol=1e-12)) == \
-            np.count_nonzero(conn.group == group)  # 18 × 5e-4 µS = 0.009 µS: no other group has it
+        _, _, groups, weight = applied_edges(env)
+        conn = ei1.afferent(ei1.biophysical_gids)
+        pair = conn.group == group
+        synapses = np.unique(np.stack([conn.source[pair], conn.target[pair]], axis=1), axis=0, return_counts=True)[1]
+        # each pair's edges of the group at 18 × 5e-4 µS = 0.009 µS each
+        np.testing.assert_allclose(np.sort(weight[groups == group]), np.sort(synapses * ZEROED_VALUE * ZEROED_UNIT),
+                                   rtol=1e-12)
         variant_edges = applied_edges(env)
         env.clear()
         set_to_18 = spikes(env.run(150))

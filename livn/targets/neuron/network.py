@@ -1,7 +1,7 @@
 """A network model as a NEURON network, distributed over MPI ranks with ParallelContext.
 
-Cells are dealt round-robin by gid (gid % ranks), virtual nodes too (a VecStim playing the
-node's spike train); every connection is a ``gid_connect`` NetCon onto the target cell's
+Cells are dealt to ranks by compartment count, heaviest first (:mod:`.balance`), virtual nodes
+round-robin by gid (a relay replaying the node's spike train); every connection is a ``gid_connect`` NetCon onto the target cell's
 point process of that synapse type on that segment; the OU noise of a cell draws the
 counter-based numbers keyed by (seed, gid, kind, step) that the Brian2 target draws too
 (:mod:`livn.targets.gid_normal`). What a cell computes therefore does not depend on the
@@ -22,7 +22,7 @@ import numpy as np
 
 from ...network.model import NetworkModel
 from .cell import NeuronCell, _h, set_integration, set_temperature
-from . import wiring
+from . import balance, wiring
 from .nmodl import load_mechanisms, network_mechanisms
 
 _ACTIVE: list = []  # weak reference to the network alive in this process
@@ -63,6 +63,15 @@ class Network:
         Integrate with CoreNEURON (mechanisms compiled with ``nrnivmodl -coreneuron`` once):
         the same spikes, faster on large networks. Runs without stimulation or current
         injection only.
+
+    Attributes
+    ----------
+    costs : numpy.ndarray
+        Compartments of each biophysical cell (gid order).
+    owner : numpy.ndarray
+        The rank simulating each biophysical cell.
+    loads : numpy.ndarray
+        Compartments per rank (imbalance: ``loads.max() / loads.mean()``).
     """
 
     def __init__(self, model: NetworkModel, dt: float = 0.025, secondorder: int | None = None,
@@ -121,12 +130,23 @@ class Network:
         exit_together()
 
     # -- construction --------------------------------------------------------------------
-    def _mine(self, gids) -> list[int]:
-        return [int(g) for g in gids if int(g) % self.ranks == self.rank]
+    def _balance(self):
+        """Compartments per cell and the rank of each (every rank computes the same)."""
+        model = self.model
+        gids = np.asarray(model.biophysical_gids, dtype=np.int64)
+        per_cell = np.array([sum(s.nseg for s in cell.sections) for cell in model.cells], dtype=float)
+        self.costs = np.zeros(len(gids))
+        for pop in model.populations.values():
+            if pop.kind == "biophysical":
+                mine = (gids >= pop.offset) & (gids < pop.offset + pop.size)
+                self.costs[mine] = per_cell[pop.cell_index[gids[mine] - pop.offset]]
+        self.owner = balance.assign(self.costs, self.ranks)
+        self.loads = balance.loads(self.costs, self.owner, self.ranks)
+        return gids[self.owner == self.rank].tolist()
 
     def _build_cells(self):
         model = self.model
-        for gid in self._mine(model.biophysical_gids):
+        for gid in self._balance():
             cell = NeuronCell(model.cell_of(gid), self.mechanisms, gid=gid, extracellular=self.extracellular)
             if model.noise_on(gid):
                 for source in model.noise:
@@ -140,7 +160,7 @@ class Network:
         """A relay per virtual node; its spike train (on the step grid, as the Brian2 target
         delivers it) is scheduled as events after each initialisation."""
         h, inputs = self.h, self.model.spike_inputs
-        for gid in self._mine(self.model.virtual_gids):
+        for gid in (int(g) for g in self.model.virtual_gids if int(g) % self.ranks == self.rank):
             relay = getattr(h, self.mechanisms.relay.name)()
             self.pc.set_gid2node(gid, self.rank)
             self.pc.cell(gid, h.NetCon(relay, None))
@@ -155,8 +175,7 @@ class Network:
     def _connect(self):
         conn = self.model.afferent(sorted(self.cells))
         self._connections = conn
-        self._netcons, self._points = wiring.connect(self.h, self.pc, self.cells, conn, self.model.synapse_names,
-                                                     self.mechanisms, np.zeros(len(conn)))
+        self._wiring = wiring.Wiring(self.h, self.pc, self.cells, conn, self.model.synapse_names, self.mechanisms)
 
     def _initialise(self):
         for cell in self.cells.values():
@@ -180,7 +199,7 @@ class Network:
                         setattr(cell.noise[kind], field, value)
         if any(not n.startswith("noise.") for n in params):
             weights = self.model.conductance_scale(self.params)[self._connections.group] * self._connections.relative
-            wiring.reweight(self.h, self._netcons, weights)
+            self._wiring.reweight(weights)
         if not self._started:
             self._initialise()  # before the first step: the noise starts at its (new) mean
 
@@ -325,7 +344,7 @@ class Network:
                     vec.play_remove()  # a recording left registered would write into freed memory
         # drop every NEURON object of this network now: sections left behind would be simulated
         # with the next network, and NetCons would point at gids that no longer exist
-        self._netcons = []
+        self._wiring = None
         self.cells = {}
         self._stims = {}
         self._recorders = {}
