@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .io import pulse_train
-from .measures import BRANCHING_BIN, branching_ratio, mean_rate
+from .measures import BRANCHING_BIN, branching_ratio, mean_rate, phase_locking
 
 STIMULUS_AMPLITUDE = 20.0  # µA per channel
 STIMULUS_RATE = 10.0  # Hz
@@ -27,21 +27,33 @@ STIMULUS_RATE = 10.0  # Hz
 
 @dataclass(frozen=True)
 class Dynamics:
-    """Measured figures: rates in Hz per population and overall, branching ratio."""
+    """Measured figures: rates in Hz per population and overall, branching ratio; for a system
+    whose input drives are theta-modulated, each population's locking to that rhythm in the
+    spontaneous run (population -> (vector strength, preferred phase rad, Rayleigh p))."""
 
     spontaneous: dict
     stimulated: dict
     branching_ratio: float
     duration: float
     transient: float
+    theta_frequency: float | None = None
+    theta: dict | None = None
 
     def report(self) -> str:
         def rates(d):
             return ", ".join(f"{k} {v:.2f} Hz" for k, v in d.items())
+        locking = ""
+        if self.theta:
+            locking = (f"theta locking:         " + ", ".join(
+                f"{k} {r:.2f} at {np.degrees(phase):.0f} deg" + (" (n.s.)" if not p < 0.01 else "")
+                for k, (r, phase, p) in self.theta.items())
+                + f"  (vector strength of the spikes at the drives' {self.theta_frequency:g} Hz, spontaneous; "
+                f"n.s.: Rayleigh p >= 0.01)\n")
         return (f"spontaneous mean rate: {rates(self.spontaneous)}\n"
                 f"stimulated mean rate:  {rates(self.stimulated)}  ({STIMULUS_AMPLITUDE:g} uA biphasic pulses "
                 f"on every channel at {STIMULUS_RATE:g} Hz)\n"
                 f"branching ratio:       {self.branching_ratio:.2f}  (spontaneous, {BRANCHING_BIN:g} ms bins)\n"
+                + locking +
                 f"measured over {self.duration - self.transient:g} ms after a {self.transient:g} ms transient")
 
 
@@ -91,10 +103,15 @@ def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: 
     it, t = run_with_progress(env, duration, label="spontaneous")
     spontaneous = _rates(env, it, t, transient, duration)
     ratio = branching_ratio(t, transient, duration)
+    frequency = env.system.theta_frequency
+    theta = None
+    if frequency is not None:
+        theta = {p: phase_locking(t[np.isin(it, env.system.gids(p))], frequency, transient, duration)
+                 for p in env.system.populations}
     env.clear()
     n = env.system.num_channels
     it, t = run_with_progress(env, duration, pulse_train(duration, range(n), n, amplitude, rate, dt=env.dt),
                               label="stimulated")
     stimulated = _rates(env, it, t, transient, duration)
     env.clear()
-    return Dynamics(spontaneous, stimulated, ratio, duration, transient)
+    return Dynamics(spontaneous, stimulated, ratio, duration, transient, frequency, theta)

@@ -281,6 +281,14 @@ class System:
             probability = np.where(candidates > 0, connected / candidates, np.nan)
         return (edges[:-1] + edges[1:]) / 2, probability, candidates
 
+    @property
+    def theta_frequency(self) -> float | None:
+        """The frequency (Hz) of the theta modulation the input drives share, None without one
+        (or when the drives disagree: then no single rhythm to measure locking to)."""
+        drives = (self.livn.get("drives") or {}).values()
+        frequencies = {d["poisson"]["theta"]["frequency_hz"] for d in drives if (d.get("poisson") or {}).get("theta")}
+        return frequencies.pop() if len(frequencies) == 1 else None
+
     # -- MEA -----------------------------------------------------------------------------
     @property
     def electrodes(self) -> np.ndarray:

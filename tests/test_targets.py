@@ -51,15 +51,12 @@ ZEROED, ZEROED_VALUE, ZEROED_UNIT = "EXC->EXC.AMPA", 18.0, 5e-4
 
 # -- what a target applied, read from its objects -----------------------------------------------
 def _neuron_edges(env):
-    """(source gid, target gid, weight group, conductance µS) of every NetCon (one per source, point process,
-    delay and weight group, carrying the sum of its connections')."""
-    net = env.simulation.network
-    wiring, conn = net._wiring, net._connections
+    """(source gid, target gid, weight group, conductance µS) of every NetCon (one per source,
+    point process, delay and weight group, carrying the sum of its connections')."""
+    wiring = env.simulation.network._wiring
     source = np.array([int(nc.srcgid()) for nc in wiring.netcons])
-    target, group = np.zeros(len(source), dtype=np.int64), np.zeros(len(source), dtype=np.int64)
-    target[wiring.merged], group[wiring.merged] = conn.target, conn.group
-    np.testing.assert_array_equal(source[wiring.merged], conn.source)  # each NetCon serves its own source
-    return source, target, group, np.array([nc.weight[0] for nc in wiring.netcons])
+    np.testing.assert_array_equal(source, wiring.source)
+    return source, wiring.target, wiring.group, np.array([nc.weight[0] for nc in wiring.netcons])
 
 
 def _brian2_edges(env):

@@ -25,7 +25,9 @@ from .cell import NeuronCell, _h, set_integration, set_temperature
 from . import balance, wiring
 from .nmodl import load_mechanisms, network_mechanisms
 
-_ACTIVE: list = []  # weak reference to the network alive in this process
+_ACTIVE: list = []
+#: cells whose connections are read and wired together (CA1: ~40,000 connections per cell)
+CONNECT_BLOCK = 64  # weak reference to the network alive in this process
 
 
 def _release(pc) -> None:
@@ -173,9 +175,12 @@ class Network:
                 source.event(t)
 
     def _connect(self):
-        conn = self.model.afferent(sorted(self.cells))
-        self._connections = conn
-        self._wiring = wiring.Wiring(self.h, self.pc, self.cells, conn, self.model.synapse_names, self.mechanisms)
+        """The NetCons, reading the connections a block of cells at a time (CA1 has ~40,000
+        per pyramidal cell: the whole rank's at once would take gigabytes)."""
+        self._wiring = wiring.Wiring(self.h, self.pc, self.cells, self.model.synapse_names, self.mechanisms)
+        gids = sorted(self.cells)
+        for start in range(0, len(gids), CONNECT_BLOCK):
+            self._wiring.add(self.model.afferent(gids[start:start + CONNECT_BLOCK]))
 
     def _initialise(self):
         for cell in self.cells.values():
@@ -198,8 +203,7 @@ class Network:
                     if kind in cell.noise:
                         setattr(cell.noise[kind], field, value)
         if any(not n.startswith("noise.") for n in params):
-            weights = self.model.conductance_scale(self.params)[self._connections.group] * self._connections.relative
-            self._wiring.reweight(weights)
+            self._wiring.reweight(self.model.conductance_scale(self.params))
         if not self._started:
             self._initialise()  # before the first step: the noise starts at its (new) mean
 

@@ -4,7 +4,8 @@ A Python loop costs ~60 µs per connection (a NetCon, its point-process lookup, 
 attribute writes); CA1 at scale 0.001 has 1.3·10⁷. Here the point processes are found once
 per distinct (cell, synapse type, compartment) — events onto one point process add linearly,
 and a block depends only on its segment's potential — and the NetCons are made by a hoc
-procedure from Vectors (source gid, point process, delay, weight) and kept in a hoc List.
+procedure from Vectors (source gid, point process, delay, weight) and kept in a hoc List,
+block of target cells by block.
 
 Connections from one source onto one point process with the same delay and weight group are
 one NetCon carrying the sum of their weights: the synapses add their events linearly, so the
@@ -54,16 +55,15 @@ def compartments(cell, section: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 class Wiring:
-    """The NetCons of every connection of ``conn`` (targets on this rank).
+    """The NetCons onto the cells of this rank, added a block of connections at a time.
 
     Parameters
     ----------
     h, pc : NEURON's hoc interpreter and ParallelContext
     cells : dict
         gid -> :class:`~livn.targets.neuron.cell.NeuronCell` of this rank.
-    conn : livn.network.model.Connections
     synapse_names : list of str
-        Synapse type of each ``conn.synapse`` index.
+        Synapse type of each ``Connections.synapse`` index.
     mechanisms
         The compiled mechanisms (``mechanisms.synapse(name)``).
 
@@ -71,42 +71,67 @@ class Wiring:
     ----------
     netcons : hoc List
         One NetCon per distinct (source, point process, delay, weight group).
-    merged : numpy.ndarray
-        For each connection, the index of its NetCon.
+    source, group, relative, point : numpy.ndarray
+        Per NetCon: source gid, weight group, the sum of its connections' relative weights, and
+        the index of its point process.
     points : hoc List
-        The point processes, one per distinct (cell, synapse type, compartment).
+        The point processes, one per distinct (cell, synapse type, compartment);
+        ``point_keys`` holds (gid, synapse, compartment) of each.
+
+    Only these per-NetCon arrays are kept, not the connections: memory grows with the NetCons
+    and one block of connections (see :meth:`add`), not with all connections of the rank.
     """
 
-    def __init__(self, h, pc, cells: dict, conn, synapse_names: list, mechanisms):
+    def __init__(self, h, pc, cells: dict, synapse_names: list, mechanisms):
         _define(h)
-        self.h = h
+        self.h, self.pc, self.cells = h, pc, cells
+        self.synapse_names, self.mechanisms = synapse_names, mechanisms
+        self.netcons, self.points = h.List(), h.List()
+        self.point_keys = np.zeros((0, 3), dtype=np.int64)
+        self.source = self.group = self.point = np.zeros(0, dtype=np.int64)
+        self.relative = np.zeros(0)
+
+    def add(self, conn) -> None:
+        """NetCons (weight 0 until :meth:`reweight`) for the connections onto a block of cells
+        that no earlier block contained."""
         targets = np.asarray(conn.target, dtype=np.int64)
+        if not len(targets):
+            return
         compartment = np.zeros(len(targets), dtype=np.int64)
         by_target = np.argsort(targets, kind="stable")
         gids, starts = np.unique(targets[by_target], return_index=True)
         for gid, members in zip(gids.tolist(), np.split(by_target, starts[1:])):
-            compartment[members] = compartments(cells[gid].ir, conn.section[members], conn.x[members])
+            compartment[members] = compartments(self.cells[gid].ir, conn.section[members], conn.x[members])
         keys = np.stack([targets, np.asarray(conn.synapse, dtype=np.int64), compartment], axis=1)
         points, point = _unique_rows(keys)
-        self.points = h.List()
+        first = self.points.count()
         for gid, synapse, comp in points.tolist():
-            name = synapse_names[synapse]
-            self.points.append(cells[gid].synapse_at(name, mechanisms.synapse(name), comp))
+            name = self.synapse_names[synapse]
+            self.points.append(self.cells[gid].synapse_at(name, self.mechanisms.synapse(name), comp))
         delays, delay = np.unique(np.asarray(conn.delay, dtype=float), return_inverse=True)
         netcon_keys = np.stack([point, np.asarray(conn.source, dtype=np.int64), delay.ravel(),
                                 np.asarray(conn.group, dtype=np.int64)], axis=1)
-        unique, self.merged = _unique_rows(netcon_keys)
-        self.netcons = h.List()
-        if len(unique):
-            h.livn_connect_(pc, self.points, h.Vector(unique[:, 1].astype(float)), h.Vector(unique[:, 0].astype(float)),
-                            h.Vector(delays[unique[:, 2]]), h.Vector(np.zeros(len(unique))), self.netcons)
+        unique, merged = _unique_rows(netcon_keys)
+        self.h.livn_connect_(self.pc, self.points, self.h.Vector(unique[:, 1].astype(float)),
+                             self.h.Vector((unique[:, 0] + first).astype(float)), self.h.Vector(delays[unique[:, 2]]),
+                             self.h.Vector(np.zeros(len(unique))), self.netcons)
+        self.point_keys = np.concatenate([self.point_keys, points])
+        self.point = np.concatenate([self.point, unique[:, 0] + first])
+        self.source = np.concatenate([self.source, unique[:, 1]])
+        self.group = np.concatenate([self.group, unique[:, 3]])
+        self.relative = np.concatenate([self.relative, np.bincount(merged, weights=np.asarray(conn.relative, dtype=float),
+                                                                   minlength=len(unique))])
 
-    def reweight(self, weights: np.ndarray) -> None:
-        """Set the weights, µS per connection (in the order of ``conn``); a NetCon carries the
-        sum of its connections'."""
+    @property
+    def target(self) -> np.ndarray:
+        """Target gid of each NetCon."""
+        return self.point_keys[self.point, 0]
+
+    def reweight(self, scale: np.ndarray) -> None:
+        """Set every NetCon's weight: ``scale`` (µS per unit relative weight, one per weight
+        group) times its summed relative weight."""
         if self.netcons.count():
-            summed = np.bincount(self.merged, weights=np.asarray(weights, dtype=float), minlength=self.netcons.count())
-            self.h.livn_reweight_(self.netcons, self.h.Vector(summed))
+            self.h.livn_reweight_(self.netcons, self.h.Vector(np.asarray(scale, dtype=float)[self.group] * self.relative))
 
 
 def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
