@@ -24,7 +24,6 @@ loose for all but kap (see KAPPA).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import jneuroml
+
 REPO = Path(__file__).resolve().parents[1]
 CHANNELS = REPO / "specs" / "channels"
-VENV_BIN = Path(sys.executable).parent
-PYNML = VENV_BIN / "pynml"
 
 T_C = 36.0  # degC, the CA1 spec temperature (docs/CA1-plan.md)
 T_K = T_C + 273.15
@@ -232,16 +231,6 @@ def _pool_rate_factor(kind, shell_or_rho, area_um2):
 # --------------------------------------------------------------------------- helpers
 
 
-def _pynml(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    assert PYNML.exists(), f"pynml not found next to the interpreter: {PYNML}"
-    env = dict(os.environ)
-    env["NEURON_HOME"] = str(VENV_BIN.parent)  # jNeuroML looks for $NEURON_HOME/bin/nrnivmodl
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(
-        [str(PYNML), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
 def _copy_specs(dest: Path) -> list[str]:
     names = [f"{cid}.channel.nml" for cid in REFERENCE] + [f"{pid}.pool.nml" for pid in POOLS]
     for name in names:
@@ -423,7 +412,7 @@ def jlems(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pyr_jlems")
     includes = _copy_specs(run_dir)
     (run_dir / "LEMS_pyr_harness.xml").write_text(_harness_lems(includes))
-    res = _pynml(["LEMS_pyr_harness.xml", "-nogui"], cwd=run_dir)
+    res = jneuroml.pynml(["LEMS_pyr_harness.xml", "-nogui"], cwd=run_dir)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]
     return {p.stem: np.loadtxt(p, ndmin=2) for p in run_dir.glob("*.dat")}
@@ -667,14 +656,11 @@ def nrn_export(tmp_path_factory):
     includes = _copy_specs(run_dir)
     (run_dir / "pyr_channels.net.nml").write_text(_export_net(includes))
     (run_dir / "LEMS_pyr_channels.xml").write_text(EXPORT_LEMS)
-    res = _pynml(["-validate", "pyr_channels.net.nml"], cwd=run_dir)
+    res = jneuroml.pynml(["-validate", "pyr_channels.net.nml"], cwd=run_dir)
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "All valid and no warnings" in out, out[-4000:]
-    res = _pynml(["LEMS_pyr_channels.xml", "-neuron", "-nogui"], cwd=run_dir)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-    res = subprocess.run([str(VENV_BIN / "nrnivmodl"), "."], cwd=run_dir, capture_output=True,
-                         text=True, timeout=900)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    jneuroml.export_neuron("LEMS_pyr_channels.xml", run_dir)
+    jneuroml.run(["nrnivmodl", "."], run_dir)
     return run_dir
 
 

@@ -14,21 +14,19 @@ see specs/NOTES-models.md.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from jneuroml import PYNML, VENV_BIN, environment, pynml  # noqa: F401 (VENV_BIN: tests/test_conformance.py)
+
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
 DATA = Path(__file__).resolve().parent / "models_data"
-VENV_BIN = Path(sys.executable).parent
-PYNML = VENV_BIN / "pynml"
 
 NS = {"nml": "http://www.neuroml.org/schema/neuroml2"}
 N = "{http://www.neuroml.org/schema/neuroml2}"
@@ -46,16 +44,6 @@ def _nml_files() -> list[Path]:
     return sorted(SPECS.rglob("*.nml"))
 
 
-def _pynml(args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    assert PYNML.exists(), f"pynml not found next to the interpreter: {PYNML}"
-    env = dict(os.environ)
-    env["NEURON_HOME"] = str(VENV_BIN.parent)  # jNeuroML looks for $NEURON_HOME/bin/nrnivmodl
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(
-        [str(PYNML), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
 def _scratch(root: Path) -> Path:
     """Copy specs/ and tests/models_data/ to root (keeping the relative layout); return
     the models_data copy, where the harness LEMS files are run."""
@@ -71,7 +59,7 @@ def test_every_nml_file_validates():
     files = _nml_files()
     kinds = {f.parent.name for f in files}
     assert {"cells", "channels", "synapses", "noise"} <= kinds, f"missing model files: {files}"
-    res = _pynml(["-validate", *map(str, files)], cwd=REPO, timeout=300)
+    res = pynml(["-validate", *map(str, files)], cwd=REPO, timeout=300)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
     assert f"Validated {len(files)} files: All valid and no warnings" in out, out[-5000:]
@@ -81,7 +69,7 @@ def test_every_nml_file_validates():
 def test_harness_networks_validate():
     files = sorted(DATA.glob("*.net.nml"))
     assert len(files) == 3
-    res = _pynml(["-validate", *map(str, files)], cwd=DATA, timeout=300)
+    res = pynml(["-validate", *map(str, files)], cwd=DATA, timeout=300)
     out = res.stdout + res.stderr
     assert res.returncode == 0 and f"Validated {len(files)} files: All valid" in out, out[-5000:]
 
@@ -221,7 +209,7 @@ def test_noise_defines_but_does_not_instantiate():
 def test_point_conductance_ou_statistics(tmp_path):
     """jLEMS run of the OU ComponentType: stationary mean, SD and correlation time."""
     run_dir = _scratch(tmp_path)
-    res = _pynml(["LEMS_point_conductance.xml", "-nogui"], cwd=run_dir, timeout=300)
+    res = pynml(["LEMS_point_conductance.xml", "-nogui"], cwd=run_dir, timeout=300)
     assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
     d = np.loadtxt(run_dir / "point_conductance.dat")
     assert d.shape[0] == 400001
@@ -246,15 +234,13 @@ def _run_neuron(lems_names: list[str], root: Path) -> dict[str, Path]:
     """Run each LEMS harness through jNeuroML's NEURON export, concurrently, each in its
     own scratch copy; return {lems name: run directory}."""
     procs = {}
-    env = dict(os.environ, NEURON_HOME=str(VENV_BIN.parent))
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     for name in lems_names:
         run_dir = _scratch(root / Path(name).stem)
         procs[name] = (
             run_dir,
             subprocess.Popen(
                 [str(PYNML), name, "-neuron", "-run", "-nogui"],
-                cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                cwd=run_dir, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             ),
         )
     dirs = {}
