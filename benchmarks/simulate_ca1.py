@@ -5,8 +5,8 @@ Each run is a fresh ``mpiexec -n R python -m livn.targets.neuron.run`` process o
 ``predefined("CA1", scale=S)`` (built first, not timed), with the default input drives and
 without the extracellular mechanism. Figures are medians over repeats; "wall/sim s" is the
 wall time of the run scaled to one simulated second. Load balance: compartments per rank
-(max / mean, what the LPT assignment aims at) and the measured integration time per rank
-(NEURON's ``step_time``, waiting excluded; max / mean). "spikes" lists the distinct spike
+(max / mean, what the LPT assignment evens out; NEURON's per-rank step and wait timers read 0
+in this build, so the time per rank is not measured). "spikes" lists the distinct spike
 counts of all runs: one number when 1 and 2 ranks agree, as they must.
 
     .venv/bin/python benchmarks/simulate_ca1.py [--scales 0.002 0.01] [--duration 200] [--repeats 3]
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"{'scale':>7} {'cells':>6} {'edges':>9} {'ranks':>5} {'build (s)':>9} {'wall/sim s':>11} "
-          f"{'speed-up':>8} {'compartments max/mean':>22} {'step time max/mean':>19} {'spikes':>8}", flush=True)
+          f"{'speed-up':>8} {'compartments max/mean':>22} {'spikes':>8}", flush=True)
     for scale in args.scales:
         circuit = predefined("CA1", scale=scale)
         system = System(circuit)
@@ -43,11 +43,9 @@ def main() -> None:
             per_second = statistics.median(r["run_s"] for r in runs) * 1000.0 / args.duration
             base = base or per_second
             loads = runs[0]["compartments_per_rank"]
-            steps = [statistics.median(r["step_s_per_rank"][k] for r in runs) for k in range(ranks)]
             print(f"{scale:>7g} {system.num_neurons:>6} {system.num_edges:>9.3g} {ranks:>5} "
                   f"{statistics.median(r['build_s'] for r in runs):>9.1f} {per_second:>11.0f} "
                   f"{base / per_second:>7.2f}x {max(loads) / statistics.mean(loads):>22.3f} "
-                  f"{max(steps) / statistics.mean(steps):>19.3f} "
                   f"{'/'.join(map(str, sorted({r['spikes'] for r in runs}))):>8}", flush=True)
 
 

@@ -225,8 +225,8 @@ def test_numpy_and_nmodl_evaluations_agree_on_every_channel():
     loaded = nmodl.load_mechanisms(nmodl.MechanismSet(mechs, pools={clamp.id: nmodl.pool_mechanism(clamp)}))
     sec = h.Section(name="evaluation")
     sec.insert(loaded.pool(clamp.id))
-    for m in mechs.values():
-        sec.insert(m.name)  # gmax 0: v stays where finitialize puts it
+    for cid in mechs:
+        sec.insert(loaded.channel(cid))  # gmax 0: v stays where finitialize puts it
     seg = sec(0.5)
     pool = getattr(seg, loaded.pool(clamp.id))
     saved = h.celsius, h.dt, h.secondorder
@@ -240,7 +240,7 @@ def test_numpy_and_nmodl_evaluations_agree_on_every_channel():
                 h.finitialize(v)
                 h.dt = 1e-4
                 for cid, ch in channels.items():
-                    mech = getattr(seg, mechs[cid].name)
+                    mech = getattr(seg, loaded.channel(cid))
                     for g in ch.gates:
                         state = nmodl._state_name(g)
                         inf = float(g.steady(v, cai=cai, temperature=TEMPERATURE))
@@ -251,7 +251,7 @@ def test_numpy_and_nmodl_evaluations_agree_on_every_channel():
                             setattr(mech, state, 0.0)
                 h.fadvance()
                 for cid, ch in channels.items():
-                    mech = getattr(seg, mechs[cid].name)
+                    mech = getattr(seg, loaded.channel(cid))
                     for g in ch.gates:
                         if g.kind == "instantaneous":
                             continue

@@ -700,6 +700,18 @@ class MechanismSet:
         """File name -> NMODL text."""
         return {m.filename: m.text for m in self.all()}
 
+    def renamed(self, suffix: str) -> "MechanismSet":
+        """The same mechanisms named ``<name>_<suffix>`` (the name appears in the text only as
+        the SUFFIX / POINT_PROCESS, a token no other text contains)."""
+        def one(m):
+            if m is None:
+                return None
+            name = f"{m.name}_{suffix}"
+            return Mechanism(name, m.kind, m.source, m.text.replace(m.name, name))
+        return MechanismSet({k: one(m) for k, m in self.channels.items()},
+                            {k: one(m) for k, m in self.synapses.items()}, one(self.noise), one(self.relay),
+                            {k: one(m) for k, m in self.pools.items()})
+
     def channel(self, channel_id: str) -> str:
         """NEURON suffix of channel ``channel_id`` (ohmic, non-calcium current)."""
         return self.channels[channel_id].name
@@ -841,7 +853,9 @@ def compile_mod_files(files: dict[str, str], cache: Path | None = None, coreneur
         try:
             for name, text in files.items():
                 (tmp / name).write_text(text)
-            command = [str(nrnivmodl())] + (["-coreneuron", "."] if coreneuron else [])
+            # the files named in order: NEURON registers the mechanisms in this order (a glob's
+            # order would follow the locale), and the order is that of their currents' sum
+            command = [str(nrnivmodl())] + (["-coreneuron", "."] if coreneuron else sorted(files))
             done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=1800)
             if done.returncode != 0 or not _compiled(tmp, coreneuron):
                 raise RuntimeError(f"{' '.join(command)} failed in {tmp} (exit {done.returncode}):\n"
@@ -865,8 +879,26 @@ def compile_mechanisms(directory, cache: Path | None = None) -> Path:
     return compile_mod_files(files, cache)
 
 
-#: mechanism name -> compiled directory it was loaded from, in this process
+#: mechanism name -> compiled directory it was loaded from, in this process, in the order NEURON
+#: registered them
 _LOADED: dict[str, Path] = {}
+
+
+def _registered_in_order(mechs: "MechanismSet") -> bool:
+    """Whether loading what is missing of ``mechs`` leaves the whole set registered in name
+    order, the order of a process that loads them all at once.
+
+    NEURON sums the currents of a segment's mechanisms in registration order, so a set
+    registered in another order (some of it loaded earlier for another model) integrates
+    differently in the last bits, which a recurrent network grows into other spikes."""
+    names = [m.name for m in mechs.all()]
+    present = [n for n in names if n in _LOADED or _declared(n)]
+    if len(present) == len(names) and any(n not in _LOADED for n in present):
+        return True  # loaded as a whole outside livn (a compiled directory): its own order
+    if present != names[:len(present)] or any(n not in _LOADED for n in present):
+        return False  # something missing would be registered after a mechanism it sorts before
+    rank = {n: i for i, n in enumerate(_LOADED)}
+    return all(rank[a] < rank[b] for a, b in zip(present, present[1:]))
 
 
 def _declared(name: str) -> bool:
@@ -880,12 +912,17 @@ _CORENEURON_LIBRARY: Path | None = None
 
 
 def load_mechanisms(mechs: MechanismSet, cache: Path | None = None, coreneuron: bool = False) -> MechanismSet:
-    """Make every mechanism of ``mechs`` usable in this process and return ``mechs``.
+    """Make every mechanism of ``mechs`` usable in this process and return the set to use.
 
     Mechanisms already loaded (same name, hence same text) are skipped; the others are
     compiled together (cached, see :func:`compile_mod_files`) and loaded with
     ``neuron.load_mechanisms``. Every MPI rank must call this (each process loads its own
     library); they share the compiled directory.
+
+    The set is registered in name order, the order of a fresh process, so its cells compute
+    the same bits whatever was loaded before: if some of it was loaded earlier out of that
+    order, the first copy of the whole set (names with suffix ``_r1``, ``_r2``, ...) in which
+    it is in order is used, loaded if needed, and returned: use the returned names.
 
     With ``coreneuron``, every mechanism of ``mechs`` is also compiled for CoreNEURON and that
     library is loaded for CoreNEURON to find (instead of ``<arch>/libcorenrnmech.so`` in the
@@ -895,6 +932,10 @@ def load_mechanisms(mechs: MechanismSet, cache: Path | None = None, coreneuron: 
     import neuron
 
     global _CORENEURON_LIBRARY
+    copy = 0
+    while not _registered_in_order(mechs.renamed(f"r{copy}") if copy else mechs):
+        copy += 1  # out of order here: the first copy of the set (suffix _r1, _r2, ...) where it is in order
+    mechs = mechs.renamed(f"r{copy}") if copy else mechs
     missing = {m.filename: m.text for m in mechs.all() if m.name not in _LOADED and not _declared(m.name)}
     if missing:
         directory = compile_mod_files(missing, cache)

@@ -71,8 +71,6 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     it, t, _ = network.run(args.duration)
     wall = time.perf_counter() - start
-    # integration time of each rank, waiting excluded: the measured load balance
-    step_times = pc.py_allgather(pc.step_time())
     if network.rank == 0:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         write_spike_report(args.output, spikes_by_population(model, it, t))
@@ -80,7 +78,6 @@ def main(argv=None) -> None:
                           "duration_ms": args.duration,
                           "build_s": round(built, 3), "run_s": round(wall, 3), "spikes": int(len(it)),
                           "compartments_per_rank": network.loads.tolist(),
-                          "step_s_per_rank": [round(x, 3) for x in step_times],
                           "output": str(args.output)}))
     pc.barrier()
     # every rank finalises MPI inside NEURON and exits together: if one rank left Python first,
