@@ -413,8 +413,9 @@ def dynamics(target, duration, transient, backend, scale) -> None:
     system = _system(target, scale)
     if system.num_channels == 0:
         raise ValueError(f"{system.name} has no MEA: the stimulated protocol needs one")
-    click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters")
-    click.echo(measure(Env(system, backend=backend), duration, transient).report())
+    env = Env(system, backend=backend)
+    click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters, {env.backend}")
+    click.echo(measure(env, duration, transient).report())
 
 
 @main.group()

@@ -31,6 +31,10 @@ def _backend(backend: str | None) -> str:
     return backend
 
 
+def _chosen(backend: str | None) -> bool:
+    return bool(backend or os.environ.get("LIVN_BACKEND"))
+
+
 def _positive(name: str, value, upper: float | None = None) -> float:
     try:
         number = float(value)
@@ -49,8 +53,10 @@ class Env:
     ----------
     system : System
     backend : str, optional
-        A registered target ("brian2", "neuron"); default ``$LIVN_BACKEND``, else "brian2".
-        Under ``mpiexec`` the NEURON backend distributes the cells over the ranks.
+        A registered target ("brian2", "neuron"); default ``$LIVN_BACKEND``, else "brian2" —
+        or, when Brian2 cannot run the system (CA1's calcium dynamics), the first registered
+        target that can (``Env.backend`` says which). A backend named explicitly is used or
+        refused, never replaced. Under ``mpiexec`` the NEURON backend distributes the cells over the ranks.
     dt : float
         Integration step, ms (0 < dt <= 1).
     **options
@@ -71,13 +77,18 @@ class Env:
         self.system = system
         self.backend = _backend(backend)
         self.dt = _positive("dt", dt, 1.0)
+        model = system.network
         self.target = get_target(self.backend)
+        problems = self.target.check(model, self.dt)
+        if problems and not _chosen(backend):
+            for name in target_names():
+                if name != self.backend and not get_target(name).check(model, self.dt):
+                    self.backend, self.target, problems = name, get_target(name), []
+                    break
         unknown = sorted(set(options) - set(self.target.options))
         if unknown:
             raise TypeError(f"unknown option(s) for backend {self.backend!r}: {', '.join(unknown)}; "
                             f"valid: {', '.join(self.target.options) or 'none'}")
-        model = system.network
-        problems = self.target.check(model, self.dt)
         if problems:
             raise TargetError(self.backend, problems)
         self.model = model

@@ -44,14 +44,17 @@ def test_ca1_spikes_are_identical_on_1_2_and_3_ranks(tmp_path):
 
 
 @pytest.mark.slow
-def test_ca1_runs_with_the_env_api_and_its_inputs_drive_it():
-    """make("CA1", scale=1e-4) on NEURON, 150 ms: the input drives make pyramidal cells fire;
-    set to 0 by name (every CA3/CA2/EC weight), nothing fires (the cells are quiet at rest).
-    Connections sharing source, compartment, receptor and delay share one NetCon."""
+def test_ca1_runs_with_the_env_api_and_its_inputs_drive_it(monkeypatch):
+    """make("CA1", scale=1e-4) with no backend named runs on NEURON (Brian2 cannot), 150 ms: the
+    input drives make pyramidal cells fire; set to 0 by name (every CA3/CA2/EC weight), nothing
+    fires (the cells are quiet at rest). Connections sharing source, compartment, receptor and
+    delay share one NetCon."""
     from livn import make
 
-    env = make("CA1", backend="neuron", scale=1e-4)
+    monkeypatch.delenv("LIVN_BACKEND", raising=False)
+    env = make("CA1", scale=1e-4)
     try:
+        assert env.backend == "neuron"
         wiring = env.simulation.network._wiring
         connections = env.system.num_edges
         assert wiring.netcons.count() < connections / 2, (wiring.netcons.count(), connections)
@@ -78,3 +81,12 @@ def test_compiling_ca1_for_brian2_is_refused_naming_what_and_why(tmp_path):
     assert "the brian2 target cannot run this system" in done.stderr
     assert "use --target neuron" in done.stderr and "channelDensityGHK2 of CA1_CavL" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_naming_brian2_for_ca1_is_refused_not_replaced():
+    from livn import make
+    from livn.env import TargetError
+
+    with pytest.raises(TargetError, match="the brian2 target cannot run this system") as refused:
+        make("CA1", backend="brian2", scale=1e-4)
+    assert any("use --target neuron" in str(p) for p in refused.value.problems)
