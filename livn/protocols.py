@@ -45,6 +45,7 @@ class Dynamics:
         locking = ""
         if self.theta:
             locking = (f"theta locking:         " + ", ".join(
+                f"{k} no spikes" if np.isnan(r) else
                 f"{k} {r:.2f} at {np.degrees(phase):.0f} deg" + (" (n.s.)" if not p < 0.01 else "")
                 for k, (r, phase, p) in self.theta.items())
                 + f"  (vector strength of the spikes at the drives' {self.theta_frequency:g} Hz, spontaneous; "
