@@ -24,3 +24,17 @@ def test_dynamics_command_prints_the_three_figures():
     assert result.returncode == 0, result.stderr[-2000:]
     for words in ("spontaneous mean rate:", "stimulated mean rate:", "branching ratio:", "EXC", "INH", "4 ms bins"):
         assert words in result.stdout
+
+
+def test_the_report_gives_theta_locking_when_the_drives_have_theta():
+    """A significant lock prints strength and phase, a weak one is marked n.s., a silent
+    population says so; without theta drives there is no such line."""
+    import math
+
+    from livn.protocols import Dynamics
+
+    theta = {"PYR": (0.73, math.radians(45), 1e-9), "OLM": (0.9, 0.1, 0.2), "IVY": (math.nan,) * 3}
+    report = Dynamics({"PYR": 0.4}, {"PYR": 0.4}, 1.0, 400.0, 100.0, 8.0, theta).report()
+    assert "PYR 0.73 at 45 deg," in report and "OLM 0.90 at 6 deg (n.s.)" in report
+    assert "IVY no spikes" in report and "8 Hz" in report
+    assert "theta locking" not in Dynamics({"A": 1.0}, {"A": 2.0}, 1.0, 400.0, 100.0).report()
