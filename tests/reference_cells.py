@@ -18,23 +18,25 @@ are kept next to them); a lock file serialises concurrent callers (pytest-xdist)
 
 The 12 CA1 cells (specs/cells/<T>.cell.nml)
 -------------------------------------------
-``ca1_steps(root, steps)`` runs one network holding every cell type of ``steps`` once per step
-amplitude (a pulseGenerator at the soma, segment 0, fractionAlong 0.5; step CA1_DELAY to
-CA1_DELAY + CA1_DURATION ms, run CA1_TSTOP ms, network temperature CA1_TEMPERATURE), so jNeuroML
-exports once and nrnivmodl compiles once, from a scratch copy of specs/ in ``root``. The spike
+``ca1_steps(root, steps)`` runs every cell type of ``steps`` once per step amplitude (a
+pulseGenerator at the soma, segment 0, fractionAlong 0.5; step CA1_DELAY to
+CA1_DELAY + CA1_DURATION ms, run CA1_TSTOP ms, network temperature CA1_TEMPERATURE) in one
+network per initial [Ca] of the cells (repair 3 below: 5e-5 mM, 5e-6 mM, PYR's 1e-4 mM),
+exported by jNeuroML into one folder from a scratch copy of specs/ in ``root`` and compiled by
+one nrnivmodl. The spike
 times of the steps CA1_AMPLITUDES are stored in CA1_REFERENCE
 (tests/data/ca1_cells/reference_spikes.json) in two blocks, each with a hash of the cell,
 channel and morphology files it was made from (:func:`ca1_model_hash`):
 
 * "fixed_step": dt = 0.025 ms, what tests/test_ca1_cells.py's f-I checks run and compare with
   every run. Not converged (see below).
-* "cvode": CVODE with local time steps, atol = rtol = CA1_CVODE_TOL; the reference of
-  tests/test_ca1_conformance.py (livn's NEURON target). Not converged near a threshold, and
-  made with every pool starting at PYR's [Ca] (CA1_CVODE_ACCURACY; a repair of both is still
-  to be made, then both blocks regenerated).
+* "cvode": CVODE with local time steps, atol = rtol = CA1_CVODE_TOL (1e-9); the reference of
+  tests/test_ca1_conformance.py (livn's NEURON target). 1e-7 is not converged for this export
+  where a cell fires close to a threshold (CA1_CVODE_ACCURACY).
 
 After changing a cell or one of its channels, regenerate both with
-``python tests/data/ca1_cells/regenerate.py`` (~3 min for the fixed step, ~15 min for CVODE).
+``python tests/data/ca1_cells/regenerate.py`` (~5 min for the fixed step, about an hour for
+CVODE at 1e-9 on 2 shared cores).
 
 Integrator of the fixed step: NEURON's, dt = 0.025 ms (implicit Euler for V, secondorder 0), as
 exported, after two repairs of jNeuroML 0.14's output in the scratch copy (the model files are
@@ -50,6 +52,13 @@ untouched; the ODEs are the same; the CVODE references use them too):
 2. In the .hoc, a channel density on a segment group that is a single section (PYR's
    radTprox, radTmed, radTdist1-3) is exported as ``forsec radTprox {``, which hoc rejects
    (a section is not a SectionList); it becomes ``radTprox {``.
+3. Not an edit: the export sets NEURON's global ``cai0_ca_ion`` (and cao0) once per
+   population, before loading its cell, so in a network of several populations the last one
+   written wins, and the pools' INITIAL blocks read it (``initialConcentration = cai``): every
+   pool would start at the last population's [Ca] (the cells' own ``cai`` assignment comes
+   after the INITIAL blocks, and the pool's state overwrites it at the first step). Hence one
+   network per initial [Ca] (:func:`ca1_steps` checks that every population of a network sets
+   the same cai0); cells without a ca species (OLM) join the first network.
 
 What is left of jNeuroML's scheme: its mods compute each gate's conductance factor (x^n,
 and the instantaneous gates) inside the rates procedure, before the state update, so a
@@ -58,11 +67,13 @@ have, and the likely source of most of the difference from livn at the same dt).
 spike times are therefore references for dt = 0.025 ms in jNeuroML's scheme, not converged
 solutions: over 500 ms they trail the converged ones by up to ~14 ms at the last spike, and
 lose up to 2 spikes (PVBC 0.6 nA: 30 vs 31; IVY/NGFC 0.6 nA: 38 vs 40; OLM 0.6 nA: 44 vs
-46). Spike times are NetCon step times, i.e. multiples of dt.
+46; CCKBC 0.6 nA has one more, 32 vs 31). Spike times are NetCon step times, i.e. multiples of dt.
 
 Cost (2 shared cores): jNeuroML export ~10 s, nrnivmodl of 59 mods 40-100 s, simulation of
 the 63 cells of tests/test_ca1_cells.py (31-69 compartments, 550 ms) 35-70 s at the fixed
-step, ~15 min for the 36 reference cells under CVODE.
+step; the 36 reference cells under CVODE at 1e-9: ~31 CPU-min for the 18 cells of the 5e-5 mM
+network, ~22 for the 15 of the 5e-6 mM network, ~4 for the 3 PYRs (about an hour of wall time
+on loaded cores).
 """
 
 from __future__ import annotations
@@ -73,6 +84,7 @@ import json
 import re
 import shutil
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from importlib import metadata
 from pathlib import Path
@@ -143,18 +155,18 @@ CA1_TYPES = CA1_INTERNEURONS + ("PYR",)
 CA1_AMPLITUDES = {t: (0.1, 0.3, 0.6) for t in CA1_INTERNEURONS} | {"PYR": (0.2, 0.5, 0.8)}
 CA1_DELAY, CA1_DURATION, CA1_TSTOP, CA1_DT = 50.0, 500.0, 550.0, 0.025  # ms
 CA1_TEMPERATURE = 36.0  # degC, the CA1 spec temperature (plan row 7.10)
-CA1_CVODE_TOL = 1e-7
-CA1_CVODE_ACCURACY = ("spike times within ~0.05 ms of atol = rtol = 1e-8 for PVBC and OLM at 0.6 nA, but not "
-                      "converged near a threshold: in a network of PVBC and CCKBC alone, 1e-9 moves PVBC's last "
-                      "spike at 0.3 nA by 0.77 ms and gives CCKBC one more spike at 0.1 nA (just before tstop). "
-                      "Every cell's Ca pool starts at the [Ca] of the network's last population (PYR, 1e-4 mM): "
-                      "jNeuroML sets NEURON's global cai0_ca_ion per population and the pools initialise from "
-                      "it; in livn this start moves IS1's spikes at 0.1 nA by 0.24 ms.")
+CA1_CVODE_TOL = 1e-9
+CA1_CVODE_ACCURACY = ("atol = rtol = 1e-9. 1e-7 is not converged for this export where a cell fires close to a "
+                      "threshold (from 1e-7 to 1e-9 PVBC's last spike at 0.3 nA moves by 0.75 ms, and CCKBC "
+                      "gains a spike at 0.1 nA and loses one at 0.6 nA). Every cell's Ca pool starts at its own "
+                      "initialConcentration: one network per initial [Ca] (jNeuroML sets NEURON's global "
+                      "cai0_ca_ion per population, so in one network of all cells every pool started at the "
+                      "last population's, PYR's 1e-4 mM).")
 CA1_FIXED_STEP_NOTE = ("jNeuroML's mods evaluate each gate's conductance factor before the state update, so a "
                        "step's current uses the previous step's gates (O(dt)); spike times are step times. Over "
                        "500 ms this trails the converged solution (the 'cvode' block) by up to ~14 ms at the "
-                       "last spike and loses up to 2 spikes (IVY, NGFC, OLM at 0.6 nA): compare an integrator "
-                       "of the same scheme, or use 'cvode'.")
+                       "last spike and loses up to 2 spikes (IVY, NGFC, OLM at 0.6 nA; CCKBC at 0.6 nA has one "
+                       "more): compare an integrator of the same scheme, or use 'cvode'.")
 
 _RATE = re.compile(r"^\s*rate_(\w+) = \( (\w+)_inf\s+-\s+(\w+) \) /\s+(\w+)_tau\b", re.M)
 
@@ -195,11 +207,37 @@ def _single_section_groups(run_dir: Path) -> int:
     return count
 
 
+def ca1_initial_cai(cell_type: str) -> float | None:
+    """The initialConcentration (mM) of the cell's ca species, None if it has none."""
+    root = ET.parse(SPECS / "cells" / f"{cell_type}.cell.nml").getroot()
+    values = {s.get("initialConcentration") for s in root.iter(f"{{{NS['nml']}}}species") if s.get("ion") == "ca"}
+    assert len(values) <= 1, (cell_type, values)
+    if not values:
+        return None
+    value = values.pop()
+    assert value.endswith("mM"), (cell_type, value)
+    return float(value[:-2])
+
+
+def _cai_groups(types: list[str]) -> list[tuple[float | None, list[str]]]:
+    """``types`` grouped by their initial [Ca] (repair 3 of the module docstring), in order of
+    first appearance; a type without a ca species joins the first group."""
+    cai = {t: ca1_initial_cai(t) for t in types}
+    first = next((c for c in cai.values() if c is not None), None)
+    groups: dict = {}
+    for t in types:
+        groups.setdefault(first if cai[t] is None else cai[t], []).append(t)
+    return list(groups.items())
+
+
 def ca1_steps(root: Path, steps: dict, cvode_tol: float | None = None, record_v=frozenset()) -> dict:
     """Run the CA1 harness in ``root``: ``steps`` maps cell types (of CA1_TYPES) to the step
     amplitudes (nA) each is run at. Fixed step CA1_DT, or CVODE with local time steps (each cell
     its own integrator) at atol = rtol = ``cvode_tol``. ``record_v``: the (type, amplitude) pairs
     whose somatic V is recorded.
+
+    One network per initial [Ca] of the cells (repair 3 of the module docstring), all exported
+    into one folder and compiled by one nrnivmodl, then run one after the other.
 
     Returns
     -------
@@ -212,23 +250,41 @@ def ca1_steps(root: Path, steps: dict, cvode_tol: float | None = None, record_v=
     run_dir = root / "run"
     run_dir.mkdir()
     types = [t for t in CA1_TYPES if t in steps]
-    cells = [(t, a) for t in types for a in steps[t]]
-    recorded = [i for i, cell in enumerate(cells) if cell in record_v]
-
-    def repair(folder):
-        assert _linear_gates(folder) > 0
-        # PYR: kap on radTprox, kad and the pin on radTmed/dist1-3
-        assert _single_section_groups(folder) >= (5 if "PYR" in types else 0)
-
-    spikes, volts = jneuroml.step_spikes(
-        run_dir, "ca1_steps", cells, [f"../specs/cells/{t}.cell.nml" for t in types], CA1_DELAY, CA1_DURATION,
-        CA1_TSTOP, CA1_DT, CA1_TEMPERATURE, cvode_tol=cvode_tol, local_dt=True, record_v=recorded, repair=repair,
-        timeout=4 * 3600)
-    out = {cell: (times, None) for cell, times in zip(cells, spikes)}
-    for column, i in enumerate(recorded, start=1):
-        out[cells[i]] = (spikes[i], volts[:, column])
-    if recorded:
-        out["time"] = volts[:, 0]
+    networks = []  # (cells, recorded indices, script)
+    for k, (cai, group) in enumerate(_cai_groups(types)):
+        cells = [(t, a) for t in group for a in steps[t]]
+        recorded = [i for i, cell in enumerate(cells) if cell in record_v]
+        lems = jneuroml.write_step_network(run_dir, f"ca1_steps_{k}", cells,
+                                           [f"../specs/cells/{t}.cell.nml" for t in group], CA1_DELAY, CA1_DURATION,
+                                           CA1_TSTOP, CA1_DT, CA1_TEMPERATURE, recorded)
+        script = jneuroml.export_neuron(lems, run_dir)
+        # every population of this network sets NEURON's global cai0_ca_ion to the same value
+        found = {float(x) for x in re.findall(r'^\s*h\("cai0_ca_ion = ([-+0-9.Ee]+)"\)', script.read_text(), re.M)}
+        assert found == ({cai} if cai is not None else set()), (group, cai, found)
+        if cvode_tol is not None:
+            jneuroml.use_cvode(script, cvode_tol, local_dt=True)
+        networks.append((cells, recorded, script))
+    assert _linear_gates(run_dir) > 0
+    # PYR: kap on radTprox, kad and the pin on radTmed/dist1-3
+    assert _single_section_groups(run_dir) >= (5 if "PYR" in types else 0)
+    timeout = 4 * 3600
+    jneuroml.run(["nrnivmodl"], run_dir, timeout)
+    out, times = {}, []
+    for cells, recorded, script in networks:
+        jneuroml.run([sys.executable, script.name, "-nogui"], run_dir, timeout)
+        name = script.name[len("LEMS_"):-len("_nrn.py")]
+        spikes_file = run_dir / f"{name}.spikes"
+        raw = np.loadtxt(spikes_file, ndmin=2).reshape(-1, 2) if spikes_file.read_text().strip() else np.zeros((0, 2))
+        volts = np.loadtxt(run_dir / f"{name}.v.dat", ndmin=2) * 1e3 if recorded else None
+        for i, cell in enumerate(cells):
+            out[cell] = (np.sort(raw[raw[:, 0] == i, 1] * 1e3), None)
+        for column, i in enumerate(recorded, start=1):
+            out[cells[i]] = (out[cells[i]][0], volts[:, column])
+        if recorded:
+            times.append(volts[:, 0])
+    if times:
+        assert all(len(t) == len(times[0]) and np.allclose(t, times[0]) for t in times), "different sample times"
+        out["time"] = times[0]
     return out
 
 
@@ -296,12 +352,19 @@ def write_ca1_reference(block: str, runs: dict) -> None:
                           f"integrator), atol = rtol = {CA1_CVODE_TOL:g}, on the same repaired export",
             "accuracy": CA1_CVODE_ACCURACY},
     }[block]
+    with open(Path(tempfile.gettempdir()) / "livn_ca1_reference.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # regenerate.py --block fixed_step and --block cvode may overlap
+        _update_ca1_reference(block, content, runs)
+
+
+def _update_ca1_reference(block: str, content: dict, runs: dict) -> None:
     data = json.loads(CA1_REFERENCE.read_text()) if CA1_REFERENCE.exists() else {}
     data.update({
         "about": "Somatic spike times (ms) of the 12 CA1 cells of specs/cells under somatic current steps, "
                  "from jNeuroML's NEURON export (tests/reference_cells.py documents the two repairs of the "
-                 "export it applies). References for livn's NEURON target (docs/CA1-plan.md Step 7, "
-                 "conformance). Two integrations of the same export: 'fixed_step' (dt = 0.025 ms, "
+                 "export it applies; it runs one network per initial [Ca], so that every cell's Ca pool "
+                 "starts at its own initialConcentration). References for livn's NEURON target "
+                 "(docs/CA1-plan.md Step 7, conformance). Two integrations of the same export: 'fixed_step' (dt = 0.025 ms, "
                  "jNeuroML's scheme: not converged, see its note) and 'cvode' (see its accuracy). "
                  "Regenerate with tests/data/ca1_cells/regenerate.py.",
         "protocol": {"step_delay_ms": CA1_DELAY, "step_duration_ms": CA1_DURATION, "tstop_ms": CA1_TSTOP,
@@ -315,8 +378,15 @@ def write_ca1_reference(block: str, runs: dict) -> None:
         "versions": versions(),
     })
     data[block] = {**content, "spikes_ms": ca1_spike_table(runs), "model_sha256": ca1_model_hash()}
-    CA1_REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    CA1_REFERENCE.write_text(_dumps(data) + "\n")
+    _write_atomically(CA1_REFERENCE, _dumps(data) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 if __name__ == "__main__":  # python tests/reference_cells.py [cache_dir]

@@ -1,7 +1,7 @@
 """The 12 CA1 cell types (specs/cells/<T>.cell.nml; docs/CA1-plan.md Step 7) under somatic
 current steps, simulated by NEURON through jNeuroML's NEURON export (tests/reference_cells.py's
-CA1 harness: one network, one export, one nrnivmodl; two repairs of the export; fixed step
-dt = 0.025 ms).
+CA1 harness: one network per initial [Ca] of the cells, one nrnivmodl; two repairs of the
+export; fixed step dt = 0.025 ms).
 
 Checks (plan Step 7): every cell is silent at 0 nA and stays within REST_TOL_MV of its
 initMembPotential (its own steady state); every interneuron fires repetitively at a step

@@ -11,16 +11,12 @@ tstop, temperature) and threshold, at each of its reference amplitudes, integrat
 at atol = rtol = LIVN_CVODE_TOL. A spike that only one side has is allowed if it lies within
 TOL_MS of tstop (its partner may fall just after the end of the run).
 
-Known failures (strict xfail, see UNCONVERGED): the stored references were made at
-atol = rtol = 1e-7 and are not converged where a cell fires close to a threshold. Measured
-against jNeuroML's export of the same cells at 1e-9 (a network of PVBC and CCKBC only, whose
-pools start at their own 5e-5 mM), livn agrees within 0.08 ms on those pairs. The stored export
-also starts every cell's calcium pool at PYR's initial [Ca] (1e-4 mM: jNeuroML sets NEURON's
-global ``cai0_ca_ion`` per population, the last one wins, and the pools initialise from it
-before each cell's own value is set); in livn, starting the pools at 1e-4 mM moves IS1's
-spikes at 0.1 nA by 0.24 ms and CCKBC's by 0.13 ms. Regenerating the references from a repaired
-harness is the cure, not a wider tolerance; the xfails are strict, so they fail once it is done
-and go with it.
+The references are jNeuroML's export at atol = rtol = 1e-9, each cell's Ca pool starting at its
+own initialConcentration (one network per initial [Ca]). The first references (1e-7, one network
+of all cells, so every pool started at PYR's 1e-4 mM: jNeuroML sets NEURON's global
+``cai0_ca_ion`` per population and the last one wins) were not converged where a cell fires
+close to a threshold and failed on PVBC 0.3 nA, CCKBC 0.1 nA and CCKBC 0.6 nA; against the
+regenerated ones every pair agrees within 0.1 ms.
 
 Cost (2 cores, shared with other simulations, load average ~5): nrnivmodl of the 12 cells'
 mechanisms 105-135 s, the 36 runs of 550 ms 1.5-3 min. Marked slow.
@@ -42,13 +38,8 @@ pytestmark = pytest.mark.slow
 TOL_MS = 0.5
 LIVN_CVODE_TOL = 1e-7  # livn's spike times are within 0.02 ms of atol = rtol = 1e-9 on every pair
 
-# (type, amplitude nA) -> why the stored reference is not the converged export
-UNCONVERGED = {
-    ("PVBC", 0.3): "stored last spike 491.33 ms; the export at 1e-9 gives 490.58, livn 490.50",
-    ("CCKBC", 0.1): "stored 10th spike 501.54 ms; the export at 1e-9 gives 500.98, livn 500.93",
-    ("CCKBC", 0.6): "stored 32 spikes (the last at 240.86 ms, at the onset of depolarisation block); the "
-                    "export at 1e-9 and livn give 31",
-}
+# (type, amplitude nA) -> why the stored reference is known to be wrong (strict xfail); none now
+UNCONVERGED: dict = {}
 
 
 def _params():

@@ -3,8 +3,8 @@ from jNeuroML's NEURON export, made by tests/reference_cells.py's CA1 harness.
 
     python tests/data/ca1_cells/regenerate.py [--block fixed_step|cvode] [--check]
 
-Without --block both blocks are rewritten: "fixed_step" (~3 min on 2 cores), then "cvode"
-(~15 min). --check runs nothing: it says, per block, whether the stored references belong to
+Without --block both blocks are rewritten: "fixed_step" (~5 min on 2 shared cores), then
+"cvode" (about an hour: CVODE at 1e-9, three networks run one after the other). --check runs nothing: it says, per block, whether the stored references belong to
 the current cell, channel and morphology files (their hash), and which versions of pyNeuroML,
 jNeuroML and NEURON made them and are installed; exit status 1 if a block is missing or stale.
 Run it after changing a cell or one of its channels, then check the new spike times (git diff)
