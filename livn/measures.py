@@ -48,7 +48,13 @@ def phase_locking(t: np.ndarray, frequency: float, start: float, stop: float) ->
         exp(-n R^2) (Fisher 1993, Statistical Analysis of Circular Data, eq. 4.17, first
         order) against no locking. NaN for all three without spikes.
     """
+    if not (np.isfinite(frequency) and frequency > 0):
+        raise ValueError(f"frequency must be a finite number of Hz > 0, found {frequency!r}")
+    if not (np.isfinite(start) and np.isfinite(stop) and start < stop):
+        raise ValueError(f"the window must be finite with start < stop (ms), found [{start!r}, {stop!r})")
     t = np.asarray(t, dtype=float)
+    if t.ndim != 1:
+        raise ValueError(f"t must be a 1-D array of spike times (ms), found shape {t.shape}")
     t = t[(t >= start) & (t < stop)]
     if len(t) == 0:
         return float("nan"), float("nan"), float("nan")

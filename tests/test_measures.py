@@ -34,3 +34,15 @@ def test_an_unmodulated_train_does_not_lock():
 
 def test_no_spikes_in_the_window_gives_nan():
     assert all(np.isnan(phase_locking(np.array([5.0]), 8.0, 10.0, 20.0)))
+
+
+@pytest.mark.parametrize("args, message", [
+    ((np.array([1.0]), 0.0, 0.0, 10.0), "frequency"),
+    ((np.array([1.0]), float("nan"), 0.0, 10.0), "frequency"),
+    ((np.array([1.0]), 8.0, 10.0, 10.0), "window"),
+    ((np.array([1.0]), 8.0, 0.0, float("inf")), "window"),
+    ((np.ones((2, 2)), 8.0, 0.0, 10.0), "1-D"),
+])
+def test_phase_locking_refuses_bad_arguments(args, message):
+    with pytest.raises(ValueError, match=message):
+        phase_locking(*args)
