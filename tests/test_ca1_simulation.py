@@ -47,7 +47,7 @@ def test_ca1_spikes_are_identical_on_1_2_and_3_ranks(tmp_path):
 def test_ca1_runs_with_the_env_api_and_its_inputs_drive_it(monkeypatch):
     """make("CA1", scale=1e-4) with no backend named runs on NEURON (Brian2 cannot), 150 ms: the
     input drives make pyramidal cells fire; set to 0 by name (every CA3/CA2/EC weight), nothing
-    fires (the cells are quiet at rest). Connections sharing source, compartment, receptor and
+    fires in 50 ms (the cells are quiet at rest). Connections sharing source, compartment, receptor and
     delay share one NetCon."""
     from livn import make
 
@@ -66,7 +66,7 @@ def test_ca1_runs_with_the_env_api_and_its_inputs_drive_it(monkeypatch):
         assert len(inputs) > 30
         env.set_params(inputs)
         env.clear()
-        quiet = env.run(150.0)
+        quiet = env.run(50.0)
         assert len(quiet.it) == 0, f"{len(quiet.it)} spikes without input"
     finally:
         env.close()

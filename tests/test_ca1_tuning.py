@@ -1,0 +1,89 @@
+"""specs/tune_ca1.py: the open-loop tuning circuit is a valid spec that keeps every projection of
+CA1, the crossing is where the rate curve first rises through the target, and writing the tuned
+factors scales exactly the excitatory weights onto the tuned types."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from livn.spec import load_spec
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+@pytest.fixture(scope="module")
+def tune():
+    loader = importlib.util.spec_from_file_location("tune_ca1", SPECS / "tune_ca1.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module
+
+
+def test_the_open_loop_spec_is_valid_and_drives_each_copy_from_sources_at_target_rates(tune, tmp_path):
+    ca1 = yaml.safe_load((SPECS / "CA1.yaml").read_text())
+    levels = {"PVBC": [0.5, 2.0], "PYR": [1.0]}
+    tuning = tune.open_loop_spec(ca1, levels, {"PVBC": 1, "PYR": 2}, scale=1e-4, sources=10)
+    path = tmp_path / "open_loop.yaml"
+    path.write_text(yaml.safe_dump(tuning, sort_keys=False))
+    spec = load_spec(path, 1e-4)  # raises SpecError listing every problem
+
+    populations = tuning["populations"]
+    assert {"PVBC_0", "PVBC_1", "PYR_0"} <= set(populations)
+    assert "PVBC_2" not in populations and "IVY_0" not in populations
+    assert populations["PVBC_in"]["drive"] == {"poisson": {"rate": "25.0 Hz"}}
+    assert populations["CA3"]["drive"] == ca1["populations"]["CA3"]["drive"]
+    assert populations["PYR_in"]["layers"] == {"SP": 3115000}
+    # every projection onto a tuned type, from the sources, once per copy
+    onto_pvbc = [n for n in ca1["connectivity"]["projections"] if n.split("->")[1].strip() == "PVBC"]
+    projections = tuning["connectivity"]["projections"]
+    for name in onto_pvbc:
+        source = name.split("->")[0].strip()
+        source = source if source in ("CA3", "CA2", "EC") else f"{source}_in"
+        for k in (0, 1):
+            assert projections[f"{source} -> PVBC_{k}"] == ca1["connectivity"]["projections"][name]
+    weights = tuning["defaults"]["weights"]
+    defaults = ca1["defaults"]["weights"]
+    assert weights["PYR_in -> PVBC_1.AMPA_0p07_2"] == pytest.approx(2.0 * defaults["PYR -> PVBC.AMPA_0p07_2"])
+    assert weights["CA3 -> PVBC_0.NMDA_10_35"] == pytest.approx(0.5 * defaults["CA3 -> PVBC.NMDA_10_35"])
+    assert weights["OLM_in -> PVBC_1.GABAA_0p25_7p5"] == defaults["OLM -> PVBC.GABAA_0p25_7p5"]
+    # the copies: the number of cells asked for, whatever the scale
+    counts = {p.name: p.count for p in spec.populations if p.name.endswith(("_0", "_1"))}
+    assert counts == {"PVBC_0": 1, "PVBC_1": 1, "PYR_0": 2}
+
+
+def test_the_crossing_is_where_the_rate_first_rises_through_the_target(tune):
+    levels = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
+    # rises, then falls again (depolarisation block): the rising crossing counts
+    rates = np.array([0.0, 10.0, 30.0, 50.0, 5.0])
+    assert tune.crossing(levels, rates, 20.0) == pytest.approx(np.sqrt(0.5 * 1.0))
+    assert tune.crossing(levels, rates, 10.0) == pytest.approx(0.5)
+    assert tune.crossing(levels, rates, 60.0) is None  # never reached
+    assert tune.crossing(levels, np.array([25.0, 30, 40, 50, 60]), 20.0) is None  # above at every level
+
+
+def test_writing_scales_only_the_excitatory_weights_onto_the_tuned_types(tune, tmp_path):
+    path = tmp_path / "CA1.yaml"
+    original = (SPECS / "CA1.yaml").read_text()
+    path.write_text(original)
+    changed = tune.write({"PVBC": 0.5, "IVY": 2.0}, path)
+    text = path.read_text()
+
+    def weight(body, name):
+        return float(re.search(rf"^\s*{re.escape(name)}:\s*(\S+)", body, re.M).group(1))
+
+    assert changed == 8 + 6  # PVBC: CA2, CA3, EC, PYR x (AMPA, NMDA); IVY: CA2, CA3, PYR x 2
+    assert weight(text, "PYR -> PVBC.AMPA_0p07_2") == pytest.approx(0.5 * weight(original, "PYR -> PVBC.AMPA_0p07_2"), rel=1e-3)
+    assert weight(text, "CA3 -> IVY.NMDA_10_35") == pytest.approx(2 * weight(original, "CA3 -> IVY.NMDA_10_35"), rel=1e-3)
+    assert weight(text, "OLM -> PVBC.GABAA_0p25_7p5") == weight(original, "OLM -> PVBC.GABAA_0p25_7p5")
+    assert weight(text, "PYR -> AAC.AMPA_0p07_2") == weight(original, "PYR -> AAC.AMPA_0p07_2")
+    # comments and layout kept: only the changed numbers differ
+    assert len(text.splitlines()) == len(original.splitlines())
+    assert [l for l in text.splitlines() if "#" in l] != [] and text.count("#") == original.count("#")
+    tuned, before = yaml.safe_load(text), yaml.safe_load(original)
+    assert {k: v for k, v in tuned.items() if k != "defaults"} == {k: v for k, v in before.items() if k != "defaults"}
