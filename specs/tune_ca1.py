@@ -144,7 +144,7 @@ def write(factors: dict[str, float], path: Path = SPEC) -> int:
         if source not in EXCITATORY or target not in factors:
             return match.group(0)
         changed += 1
-        return match.group(1) + f"{float(match.group(4)) * factors[target]:.3g}"
+        return match.group(1) + f"{float(match.group(4)) * factors[target]:.4g}"
 
     text = re.sub(r"^(\s*(\w+) -> (\w+)\.\w+:\s*)([-+0-9.eE]+)", scale_value, text, flags=re.M)
     path.write_text(text)
@@ -194,18 +194,30 @@ def sweep(spec: dict, levels: dict[str, np.ndarray], cells: dict[str, int], args
     return factors
 
 
-def closed_loop(args) -> dict[str, float]:
-    """Correct the open-loop factors in the closed loop (``specs/CA1.yaml`` at ``args.scale``):
-    each iteration runs the network under its default drives and multiplies each out-of-band
-    type's excitatory factor by (target / rate) ** gain, clipped to [1/step, step]. The rate
-    curves are steep (a factor of 1.7 takes PVBC from 0 to 130 Hz open loop), hence a small gain."""
+def band_distance(rates: dict[str, float]) -> float:
+    """Sum over types of the squared log-distance of the rate (at least 0.1 Hz) to its band."""
+    total = 0.0
+    for t, (target, low, high) in TARGETS.items():
+        rate = max(rates[t], 0.1)
+        total += np.log(low / rate) ** 2 if rate < low else np.log(rate / high) ** 2 if rate > high else 0.0
+    return float(total)
+
+
+def closed_loop(args, factors: dict[str, float]) -> dict[str, float]:
+    """Correct the open-loop factors in the closed loop (``specs/CA1.yaml`` at ``args.scale``,
+    its excitatory weights times ``factors``): each iteration runs the network under its default
+    drives and multiplies each out-of-band type's factor by (target / rate) ** gain, clipped to
+    [1/step, step]. The rate curves are steep (a factor of 1.7 takes PVBC from 0 to 130 Hz open
+    loop), hence a small gain. Returns the factors of the iteration closest to the bands
+    (:func:`band_distance`): the loop does not always settle."""
     from livn.env import make
     from livn.measures import mean_rate
 
     env = make("CA1", backend="neuron", scale=args.scale)
     env.record_spikes()
     defaults = env.default_params()
-    factors = {t: 1.0 for t in TARGETS}
+    factors = {t: factors.get(t, 1.0) for t in TARGETS}
+    best = (np.inf, dict(factors))
     for iteration in range(args.iterations + 1):
         params = {}
         for name, value in defaults.items():
@@ -220,9 +232,12 @@ def closed_loop(args) -> dict[str, float]:
         rates = {t: mean_rate(result.it, result.t, env.system.gids(t), args.transient, args.duration)
                  for t in TARGETS}
         inside = {t: TARGETS[t][1] <= rates[t] <= TARGETS[t][2] for t in TARGETS}
-        print(f"iteration {iteration} ({time.perf_counter() - start:.0f} s): "
+        distance = band_distance(rates)
+        print(f"iteration {iteration} ({time.perf_counter() - start:.0f} s, distance {distance:.2f}): "
               + ", ".join(f"{t} {rates[t]:.1f}{'' if inside[t] else '*'} (x{factors[t]:.3g})" for t in TARGETS),
               flush=True)
+        if distance < best[0]:
+            best = (distance, dict(factors))
         if all(inside.values()) or iteration == args.iterations:
             break
         for t, (target, low, high) in TARGETS.items():
@@ -230,7 +245,8 @@ def closed_loop(args) -> dict[str, float]:
                 change = (target / max(rates[t], 0.5)) ** args.gain
                 factors[t] *= float(np.clip(change, 1 / args.step, args.step))
     env.close()
-    return factors
+    print(f"closest to the bands: distance {best[0]:.2f}")
+    return best[1]
 
 
 def main() -> None:
@@ -249,13 +265,14 @@ def main() -> None:
     parser.add_argument("--high", type=float, default=8.0, help="largest excitatory factor (coarse sweep)")
     parser.add_argument("--refine", type=float, default=1.6,
                         help="the fine sweep spans [f / refine, f * refine] around each coarse crossing f")
-    parser.add_argument("--start", default="", help="skip the coarse sweep: 'PYR=1.2,PVBC=0.07,...'")
+    parser.add_argument("--start", default="", help="factors to start from: 'PYR=1.2,PVBC=0.07,...' (open loop: skips the coarse sweep)")
     parser.add_argument("--cells", type=int, default=1, help="cells per level (PYR: 3 times as many)")
     parser.add_argument("--write", action="store_true", help="scale the weights in specs/CA1.yaml")
     args = parser.parse_args()
 
+    start = {k.strip(): float(v) for k, v in (item.split("=") for item in args.start.split(","))} if args.start else {}
     if args.closed_loop:
-        factors = closed_loop(args)
+        factors = closed_loop(args, start)
         print("factors: " + ", ".join(f"{p}={f:.3g}" for p, f in factors.items()))
         if args.write:
             print(f"scaled {write(factors)} weights in {SPEC}")
@@ -263,8 +280,8 @@ def main() -> None:
     spec = yaml.safe_load(SPEC.read_text())
     cells = {t: args.cells for t in TARGETS}
     cells["PYR"] = 3 * args.cells
-    if args.start:
-        coarse = {k.strip(): float(v) for k, v in (item.split("=") for item in args.start.split(","))}
+    if start:
+        coarse = start
     else:
         print("coarse sweep")
         coarse = sweep(spec, {t: np.geomspace(args.low, args.high, args.levels) for t in TARGETS}, cells, args)

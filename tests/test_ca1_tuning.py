@@ -87,3 +87,14 @@ def test_writing_scales_only_the_excitatory_weights_onto_the_tuned_types(tune, t
     assert [l for l in text.splitlines() if "#" in l] != [] and text.count("#") == original.count("#")
     tuned, before = yaml.safe_load(text), yaml.safe_load(original)
     assert {k: v for k, v in tuned.items() if k != "defaults"} == {k: v for k, v in before.items() if k != "defaults"}
+
+
+def test_the_band_distance_is_zero_inside_every_band_and_grows_outside(tune):
+    inside = {t: target for t, (target, low, high) in tune.TARGETS.items()}
+    assert tune.band_distance(inside) == 0.0
+    low_pyr = dict(inside, PYR=tune.TARGETS["PYR"][1] / np.e)
+    assert tune.band_distance(low_pyr) == pytest.approx(1.0)
+    saturated = dict(inside, PVBC=tune.TARGETS["PVBC"][2] * np.e ** 2)
+    assert tune.band_distance(saturated) == pytest.approx(4.0)
+    silent = dict(inside, IVY=0.0)  # counted as 0.1 Hz: finite
+    assert tune.band_distance(silent) == pytest.approx(np.log(tune.TARGETS["IVY"][1] / 0.1) ** 2)
