@@ -72,8 +72,10 @@ def _projection(name: str) -> tuple[str, str]:
 
 
 def open_loop_spec(spec: dict, levels: dict[str, list[float]], cells: dict[str, int], scale: float,
-                   sources: float) -> dict:
-    """The tuning spec (see the module docstring) as a dict, paths made absolute."""
+                   sources: float, projections: dict | None = None) -> dict:
+    """The tuning spec (see the module docstring) as a dict, paths made absolute; ``projections``
+    maps (source, target) to a fixed factor on every weight of that projection."""
+    fixed = projections or {}
     base = SPEC.parent
     populations = spec["populations"]
     simulated = [p for p, d in populations.items() if "cell" in d]
@@ -119,7 +121,8 @@ def open_loop_spec(spec: dict, levels: dict[str, list[float]], cells: dict[str, 
         s, t = _projection(name)
         receptor = name.split(".", 1)[1]
         for k, level in enumerate(levels.get(t, [])):
-            weights[f"{source_name(s)} -> {t}_{k}.{receptor}"] = float(value * (level if s in EXCITATORY else 1.0))
+            weights[f"{source_name(s)} -> {t}_{k}.{receptor}"] = float(
+                value * (level if s in EXCITATORY else 1.0) * fixed.get((s, t), 1.0))
     out["defaults"] = {**spec["defaults"], "weights": weights}
     return out
 
@@ -171,7 +174,8 @@ def sweep(spec: dict, levels: dict[str, np.ndarray], cells: dict[str, int], args
     from livn.spec import load_spec
     from livn.system import System
 
-    tuning = open_loop_spec(spec, {t: list(v) for t, v in levels.items()}, cells, args.scale, args.sources)
+    tuning = open_loop_spec(spec, {t: list(v) for t, v in levels.items()}, cells, args.scale, args.sources,
+                            args.projections)
     with tempfile.TemporaryDirectory(prefix="livn-tune-ca1-") as folder:
         path = Path(folder) / "CA1_open_loop.yaml"
         path.write_text(yaml.safe_dump(tuning, sort_keys=False))
@@ -234,8 +238,9 @@ def closed_loop(args, factors: dict[str, float]) -> dict[str, float]:
         for name, value in defaults.items():
             if "->" in name:
                 source, target = _projection(name)
-                if source in EXCITATORY:
-                    params[name] = value * factors[target]
+                factor = (factors[target] if source in EXCITATORY else 1.0) * args.projections.get((source, target), 1.0)
+                if factor != 1.0:
+                    params[name] = value * factor
         env.set_params(params)
         env.clear()
         start = time.perf_counter()
@@ -277,9 +282,16 @@ def main() -> None:
     parser.add_argument("--refine", type=float, default=1.6,
                         help="the fine sweep spans [f / refine, f * refine] around each coarse crossing f")
     parser.add_argument("--start", default="", help="factors to start from: 'PYR=1.2,PVBC=0.07,...' (open loop: skips the coarse sweep)")
+    parser.add_argument("--projection", default="",
+                        help="fixed factors on whole projections: 'IS1->IVY=0.25,IVY->PYR=0.5'")
     parser.add_argument("--cells", type=int, default=1, help="cells per level (PYR: 3 times as many)")
     parser.add_argument("--write", action="store_true", help="scale the weights in specs/CA1.yaml")
     args = parser.parse_args()
+    args.projections = {}
+    for item in filter(None, args.projection.split(",")):
+        name, value = item.split("=")
+        source, target = (x.strip() for x in name.split("->"))
+        args.projections[source, target] = float(value)
 
     start = {k.strip(): float(v) for k, v in (item.split("=") for item in args.start.split(","))} if args.start else {}
     if args.closed_loop:

@@ -52,6 +52,12 @@ def test_the_open_loop_spec_is_valid_and_drives_each_copy_from_sources_at_target
     assert weights["PYR_in -> PVBC_1.AMPA_0p07_2"] == pytest.approx(2.0 * defaults["PYR -> PVBC.AMPA_0p07_2"])
     assert weights["CA3 -> PVBC_0.NMDA_10_35"] == pytest.approx(0.5 * defaults["CA3 -> PVBC.NMDA_10_35"])
     assert weights["OLM_in -> PVBC_1.GABAA_0p25_7p5"] == defaults["OLM -> PVBC.GABAA_0p25_7p5"]
+    # a fixed factor on a whole projection (here an inhibitory one), on top of the levels
+    weaker = tune.open_loop_spec(ca1, levels, {"PVBC": 1, "PYR": 2}, scale=1e-4, sources=10,
+                                 projections={("OLM", "PVBC"): 0.5, ("PYR", "PVBC"): 3.0})["defaults"]["weights"]
+    assert weaker["OLM_in -> PVBC_1.GABAA_0p25_7p5"] == pytest.approx(0.5 * defaults["OLM -> PVBC.GABAA_0p25_7p5"])
+    assert weaker["PYR_in -> PVBC_1.AMPA_0p07_2"] == pytest.approx(6.0 * defaults["PYR -> PVBC.AMPA_0p07_2"])
+    assert weaker["CA3 -> PVBC_1.AMPA_0p5_3"] == weights["CA3 -> PVBC_1.AMPA_0p5_3"]
     # the copies: the number of cells asked for, whatever the scale
     counts = {p.name: p.count for p in spec.populations if p.name.endswith(("_0", "_1"))}
     assert counts == {"PVBC_0": 1, "PVBC_1": 1, "PYR_0": 2}
