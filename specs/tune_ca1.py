@@ -146,19 +146,22 @@ def crossing(levels, rates, target: float) -> float | None:
     return None
 
 
-def write(factors: dict[str, float], path: Path = SPEC) -> int:
+def write(factors: dict[str, float], path: Path = SPEC, projections: dict | None = None) -> int:
     """Multiply the excitatory weights onto each tuned type in the spec at ``path`` by its factor,
-    comments and layout kept; the number of weights changed."""
+    and every weight of a projection in ``projections`` ((source, target) -> factor) by that
+    factor, comments and layout kept; the number of weights changed."""
+    projections = projections or {}
     text = path.read_text()
     changed = 0
 
     def scale_value(match):
         nonlocal changed
         source, target = match.group(2), match.group(3)
-        if source not in EXCITATORY or target not in factors:
+        factor = (factors.get(target, 1.0) if source in EXCITATORY else 1.0) * projections.get((source, target), 1.0)
+        if factor == 1.0:
             return match.group(0)
         changed += 1
-        return match.group(1) + f"{float(match.group(4)) * factors[target]:.4g}"
+        return match.group(1) + f"{float(match.group(4)) * factor:.4g}"
 
     text = re.sub(r"^(\s*(\w+) -> (\w+)\.\w+:\s*)([-+0-9.eE]+)", scale_value, text, flags=re.M)
     path.write_text(text)
@@ -298,7 +301,7 @@ def main() -> None:
         factors = closed_loop(args, start)
         print("factors: " + ", ".join(f"{p}={f:.3g}" for p, f in factors.items()))
         if args.write:
-            print(f"scaled {write(factors)} weights in {SPEC}")
+            print(f"scaled {write(factors, projections=args.projections)} weights in {SPEC}")
         return
     spec = yaml.safe_load(SPEC.read_text())
     cells = {t: args.cells for t in TARGETS}
@@ -313,7 +316,7 @@ def main() -> None:
                     cells, args)
     print("factors: " + ", ".join(f"{p}={f:.3g}" for p, f in factors.items()))
     if args.write:
-        print(f"scaled {write(factors)} weights in {SPEC}")
+        print(f"scaled {write(factors, projections=args.projections)} weights in {SPEC}")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,12 @@ def test_writing_scales_only_the_excitatory_weights_onto_the_tuned_types(tune, t
     # comments and layout kept: only the changed numbers differ
     assert len(text.splitlines()) == len(original.splitlines())
     assert [l for l in text.splitlines() if "#" in l] != [] and text.count("#") == original.count("#")
+    # a whole projection (inhibitory here) by its own factor, on top of the type's
+    path.write_text(original)
+    assert tune.write({"PVBC": 0.5}, path, projections={("OLM", "PVBC"): 0.25, ("PYR", "PVBC"): 2.0}) == 7  # PYR -> PVBC: 0.5 x 2 = 1
+    both = path.read_text()
+    assert weight(both, "OLM -> PVBC.GABAA_0p25_7p5") == pytest.approx(0.25 * weight(original, "OLM -> PVBC.GABAA_0p25_7p5"), rel=1e-3)
+    assert weight(both, "PYR -> PVBC.AMPA_0p07_2") == pytest.approx(weight(original, "PYR -> PVBC.AMPA_0p07_2"), rel=1e-3)
     tuned, before = yaml.safe_load(text), yaml.safe_load(original)
     assert {k: v for k, v in tuned.items() if k != "defaults"} == {k: v for k, v in before.items() if k != "defaults"}
 
