@@ -28,15 +28,11 @@ Synapses per cell do not depend on ``scale``; the target cells' count only sets 
 is measured, so the circuit is small (levels x types x cells). ``--closed-loop`` then corrects
 the factors in the real network (damped, keeping the iteration closest to the bands).
 
-Status (2026-12-02, docs/CA1-plan.md): open loop, every type but SCA has a crossing (factors on
-the reference's excitatory weights: PYR 1.66, PVBC 0.071, AAC 0.19, BS 1.35, CCKBC 0.85, IVY 2.69,
-NGFC 1.0, OLM 1.11, IS1 0.24, IS2 0.91, IS3 0.65; SCA needs about 17 and then sits at -36 mV).
-The closed loop is **bistable**: IVY and IS1 inhibit each other with unitary conductances of
-1-20 nS, so either PYR and IS1 fire and hold IVY down, or IVY fires at ~100 Hz and silences
-PYR and IS1. At scale 0.0003 the closed loop reached 9 of 12 types in band (AAC 82 Hz, NGFC
-103 Hz, SCA 1.7 Hz out) and then fell into the IVY state; at 0.001 the same weights start in
-the IVY state. Nothing has been written into specs/CA1.yaml: per-type excitatory factors alone
-cannot remove that switch (next: factors on the IVY-IS1 inhibition too).
+Status (2026-12-02, docs/CA1-plan.md): open loop, every type but SCA has a crossing on the
+reference weights. The closed loop with the reference inhibition is bistable (IVY and IS1 silence
+each other with 11-20 nS unitary IPSCs: PYR-active or IVY-only). With IS1->IVY and BS->IVY x0.1,
+IVY->PYR and PVBC->AAC x0.25 (``--projection``) the closed loop at scale 0.001 reached 11 of 12
+types in band (AAC 90 Hz) in 4 iterations; those weights are in specs/CA1.yaml.
 """
 
 from __future__ import annotations
