@@ -264,6 +264,25 @@ def closed_loop(args, factors: dict[str, float]) -> dict[str, float]:
     return best[1]
 
 
+def parse_factors(text: str, arrow: str | None = None) -> dict[str, float]:
+    """'NAME=factor,...' as {NAME: factor}; with ``arrow``, NAME is 'SOURCE->TARGET' (spaces
+    dropped). ValueError naming the item unless every factor is finite and > 0."""
+    factors = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        name, _, value = item.partition("=")
+        name = name.replace(" ", "")
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = float("nan")
+        well_named = name and (arrow is None or (name.count(arrow) == 1 and all(name.split(arrow))))
+        if not well_named or not np.isfinite(factor) or factor <= 0:
+            form = f"SOURCE{arrow}TARGET=factor" if arrow else "TYPE=factor"
+            raise ValueError(f"{item!r}: expected {form} with a finite factor > 0")
+        factors[name] = factor
+    return factors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--closed-loop", action="store_true",
@@ -286,13 +305,11 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=1, help="cells per level (PYR: 3 times as many)")
     parser.add_argument("--write", action="store_true", help="scale the weights in specs/CA1.yaml")
     args = parser.parse_args()
-    args.projections = {}
-    for item in filter(None, args.projection.split(",")):
-        name, value = item.split("=")
-        source, target = (x.strip() for x in name.split("->"))
-        args.projections[source, target] = float(value)
-
-    start = {k.strip(): float(v) for k, v in (item.split("=") for item in args.start.split(","))} if args.start else {}
+    try:
+        args.projections = {tuple(k.split("->")): v for k, v in parse_factors(args.projection, "->").items()}
+        start = parse_factors(args.start)
+    except ValueError as err:
+        parser.error(str(err))
     if args.closed_loop:
         factors = closed_loop(args, start)
         print("factors: " + ", ".join(f"{p}={f:.3g}" for p, f in factors.items()))

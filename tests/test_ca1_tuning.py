@@ -110,3 +110,15 @@ def test_the_band_distance_is_zero_inside_every_band_and_grows_outside(tune):
     assert tune.band_distance(saturated) == pytest.approx(4.0)
     silent = dict(inside, IVY=0.0)  # counted as 0.1 Hz: finite
     assert tune.band_distance(silent) == pytest.approx(np.log(tune.TARGETS["IVY"][1] / 0.1) ** 2)
+
+
+def test_factor_lists_are_parsed_and_bad_ones_refused_naming_the_item(tune):
+    assert tune.parse_factors("PYR=1.5, IVY=2") == {"PYR": 1.5, "IVY": 2.0}
+    assert tune.parse_factors("IS1 -> IVY=0.1", "->") == {"IS1->IVY": 0.1}
+    assert tune.parse_factors("") == {}
+    for bad in ("PYR", "PYR=x", "PYR=0", "PYR=-1", "PYR=nan", "PYR=inf", "=2"):
+        with pytest.raises(ValueError, match="expected TYPE=factor"):
+            tune.parse_factors(bad)
+    for bad in ("IVY=0.1", "IS1->=0.1", "A->B->C=1"):
+        with pytest.raises(ValueError, match="expected SOURCE->TARGET=factor"):
+            tune.parse_factors(bad, "->")
