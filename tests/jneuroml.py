@@ -40,10 +40,10 @@ def run(command: list[str], cwd: Path, timeout: float = 900) -> subprocess.Compl
     return done
 
 
-def export_neuron(lems: str, cwd: Path) -> Path:
+def export_neuron(lems: str, cwd: Path, timeout: float = 900) -> Path:
     """jNeuroML's NEURON export of the LEMS file ``lems`` in ``cwd`` (fixed step, the
-    Simulation's step); returns the exported Python script."""
-    run([str(PYNML), lems, "-neuron", "-nogui"], cwd)
+    Simulation's step); returns the exported Python script. ``timeout`` (s) bounds the export."""
+    run([str(PYNML), lems, "-neuron", "-nogui"], cwd, timeout)
     script = cwd / lems.replace(".xml", "_nrn.py")
     assert "abs_tol=None, rel_tol=None)" in script.read_text(), "jNeuroML's export changed: is it still fixed-step?"
     return script

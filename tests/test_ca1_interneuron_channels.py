@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import jneuroml
+
 REPO = Path(__file__).resolve().parents[1]
 CHANNELS_DIR = REPO / "specs" / "channels"
-VENV_BIN = Path(sys.executable).parent
-PYNML = VENV_BIN / "pynml"
 NS = {"nml": "http://www.neuroml.org/schema/neuroml2"}
 
 T_CA1 = 36.0  # degC, the CA1 system temperature (plan decision on sheet 7.10)
@@ -43,15 +43,6 @@ CA_LEVELS = (5e-6, 5e-5, 5e-4, 5e-3)  # mM, for the V sweeps of V- and cai-depen
 
 # The output is printed with 8 significant digits; the two implementations agree to ~1e-7.
 RTOL = 1e-5
-
-
-def _pynml(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["NEURON_HOME"] = str(VENV_BIN.parent)  # jNeuroML looks for $NEURON_HOME/bin/nrnivmodl
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(
-        [str(PYNML), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 # --------------------------------------------------------------------------- the sheet in numpy
@@ -437,7 +428,7 @@ def _read_jlems(layout) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
 def jlems(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ca1_channels_jlems")
     layout = _jlems_harness(run_dir, T_CA1)
-    res = _pynml(["LEMS_ca1_channels.xml", "-nogui"], cwd=run_dir)
+    res = jneuroml.pynml(["LEMS_ca1_channels.xml", "-nogui"], cwd=run_dir)
     assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
     return _read_jlems(layout)
 
@@ -545,12 +536,13 @@ def _neuron_cell(run_dir: Path) -> None:
 def neuron_export(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ca1_channels_neuron")
     _neuron_cell(run_dir)
-    res = _pynml(["LEMS_ca1_channels_nrn.xml", "-neuron", "-nogui"], cwd=run_dir)
+    res = jneuroml.pynml(["LEMS_ca1_channels_nrn.xml", "-neuron", "-nogui"], cwd=run_dir)
     assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
     mods = sorted(p.stem for p in run_dir.glob("*.mod"))
     assert set(REFERENCE) | set(POOLS) <= set(mods), mods
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    comp = subprocess.run([str(VENV_BIN / "nrnivmodl"), *[f"{m}.mod" for m in sorted(set(REFERENCE) | set(POOLS))]],
+    env = dict(os.environ, PATH=f"{jneuroml.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    comp = subprocess.run([str(jneuroml.VENV_BIN / "nrnivmodl"),
+                           *[f"{m}.mod" for m in sorted(set(REFERENCE) | set(POOLS))]],
                           cwd=run_dir, env=env, capture_output=True, text=True, timeout=900)
     assert comp.returncode == 0, (comp.stdout + comp.stderr)[-5000:]
     lib = next(run_dir.glob("*/libnrnmech.so"))

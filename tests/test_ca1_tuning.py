@@ -63,6 +63,34 @@ def test_the_open_loop_spec_is_valid_and_drives_each_copy_from_sources_at_target
     assert counts == {"PVBC_0": 1, "PVBC_1": 1, "PYR_0": 2}
 
 
+
+def test_in_network_probes_keep_the_network_and_listen_to_its_populations(tune, tmp_path):
+    ca1 = yaml.safe_load((SPECS / "CA1.yaml").read_text())
+    tuning = tune.open_loop_spec(ca1, {"AAC": [0.5, 2.0]}, {"AAC": 2}, scale=1e-4, sources=10,
+                                 projections={("PVBC", "AAC"): 0.5}, in_network=True)
+    path = tmp_path / "in_network.yaml"
+    path.write_text(yaml.safe_dump(tuning, sort_keys=False))
+    spec = load_spec(path, 1e-4)
+
+    populations = tuning["populations"]
+    assert set(ca1["populations"]) | {"AAC_0", "AAC_1"} == set(populations)
+    assert not any(name.endswith("_in") for name in populations)  # no stand-in sources
+    assert populations["CA3"]["drive"] == ca1["populations"]["CA3"]["drive"]
+    projections = tuning["connectivity"]["projections"]
+    # the whole network, unchanged, plus each projection onto AAC once per probe, from the real source
+    assert {n: projections[n] for n in ca1["connectivity"]["projections"]} == ca1["connectivity"]["projections"]
+    onto_aac = [n for n in ca1["connectivity"]["projections"] if n.split("->")[1].strip() == "AAC"]
+    assert len(projections) == len(ca1["connectivity"]["projections"]) + 2 * len(onto_aac)
+    assert not any(n.split("->")[0].strip().startswith("AAC_") for n in projections)  # probes project nowhere
+    weights, defaults = tuning["defaults"]["weights"], ca1["defaults"]["weights"]
+    assert weights["PYR -> AAC_1.AMPA_0p07_2"] == pytest.approx(2.0 * defaults["PYR -> AAC.AMPA_0p07_2"])
+    assert weights["PYR -> AAC.AMPA_0p07_2"] == defaults["PYR -> AAC.AMPA_0p07_2"]
+    # a whole-projection factor applies to the network and the probes alike
+    assert weights["PVBC -> AAC.GABAA_0p08_4p8"] == pytest.approx(0.5 * defaults["PVBC -> AAC.GABAA_0p08_4p8"])
+    assert weights["PVBC -> AAC_0.GABAA_0p08_4p8"] == pytest.approx(0.5 * defaults["PVBC -> AAC.GABAA_0p08_4p8"])
+    counts = {p.name: p.count for p in spec.populations if p.name.startswith("AAC_")}
+    assert counts == {"AAC_0": 2, "AAC_1": 2}
+
 def test_the_crossing_is_where_the_rate_first_rises_through_the_target(tune):
     levels = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
     # rises, then falls again (depolarisation block): the rising crossing counts

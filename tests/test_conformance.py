@@ -5,10 +5,6 @@ Brian2 runs at the networks' method and step (RK4, dt = 0.025 ms). Criterion: fo
 current step, the same number of spikes and every spike time within 1 ms over 1 s.
 """
 
-import os
-import re
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -16,25 +12,16 @@ from livn.resources import resource_dir
 from livn.targets.brian2.cell import current_clamp
 from livn.neuroml import read_cell
 
-from test_models import PYNML, STEP_AMPS, STEP_OFF, STEP_ON, VENV_BIN, _scratch
+import jneuroml
+from test_models import STEP_AMPS, STEP_OFF, STEP_ON, _scratch
 
 
 def neuron_cvode_spikes(cell_id: str, root) -> dict:
     """Spike times (ms) per step amplitude, from jNeuroML's NEURON export run with CVODE."""
     run_dir = _scratch(root / cell_id)
-    env = dict(os.environ, NEURON_HOME=str(VENV_BIN.parent), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-    lems = f"LEMS_{cell_id}_step.xml"
-    exported = subprocess.run([str(PYNML), lems, "-neuron", "-nogui"], cwd=run_dir, env=env,
-                              capture_output=True, text=True, timeout=600)
-    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
-    script = run_dir / f"LEMS_{cell_id}_step_nrn.py"
-    text, n = re.subn(r"(ns = NeuronSimulation\(.*)abs_tol=None, rel_tol=None\)", r"\1abs_tol=1e-7, rel_tol=1e-7)",
-                      script.read_text())
-    assert n == 1, "jNeuroML's export changed: cannot switch it to CVODE"
-    script.write_text(text)
-    for command in (["nrnivmodl"], [str(VENV_BIN / "python"), script.name, "-nogui"]):
-        done = subprocess.run(command, cwd=run_dir, env=env, capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    script = jneuroml.export_neuron(f"LEMS_{cell_id}_step.xml", run_dir)
+    jneuroml.use_cvode(script, 1e-7)
+    jneuroml.compile_and_run(script)
     spikes = np.loadtxt(run_dir / f"{cell_id}_step.spikes", ndmin=2)
     return {amp: np.sort(spikes[spikes[:, 0] == k, 1] * 1e3) for k, amp in enumerate(STEP_AMPS[cell_id])}
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jneuroml import PYNML, VENV_BIN, environment, pynml  # noqa: F401 (VENV_BIN: tests/test_conformance.py)
+from jneuroml import PYNML, environment, pynml
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,14 +38,15 @@ from livn.neuroml import NeuroMLError, read_cell
 from livn.neuroml.cell import ConcentrationModel
 from livn.neuroml.reader import CHANNEL_TAGS, _local, document, read_channel
 
+import jneuroml
+
 REPO = Path(__file__).resolve().parents[1]
 PROBE = REPO / "tests" / "data" / "ca1_probe"
 EXTRA = PROBE / "livn" / "extra.cell.nml"
 EXTRA_REFERENCE = PROBE / "livn" / "reference_spikes.json"
 PROBE_REFERENCE = PROBE / "reference_spikes.json"
 CHANNELS = REPO / "specs" / "channels"
-VENV_BIN = Path(sys.executable).parent
-PYNML = VENV_BIN / "pynml"
+JNEUROML_TIMEOUT = 1200  # s, each jNeuroML or NEURON command
 
 TEMPERATURE = 36.0  # degC, CA1's (and the probe harness's network temperature)
 AMPLITUDES = (0.2, 0.4)  # nA
@@ -524,16 +523,6 @@ def test_targets_check_temperature_and_brian2_refuses_ca1_constructs(cells):
 # --------------------------------------------------------------------------- jNeuroML (slow)
 
 
-def _pynml_env() -> dict:
-    return dict(os.environ, NEURON_HOME=str(VENV_BIN.parent), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-
-
-def _run(command, cwd, timeout=1200):
-    done = subprocess.run(command, cwd=cwd, env=_pynml_env(), capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{' '.join(map(str, command))}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
 def _extra_harness(folder: Path, cell_ids: list) -> str:
     """LEMS and network files driving ``cell_ids`` (of extra.cell.nml) like the probe harness."""
     pops, inputs, selections = [], [], []
@@ -563,14 +552,9 @@ def _extra_harness(folder: Path, cell_ids: list) -> str:
 
 def _jneuroml_cvode_spikes(folder: Path, lems: str, cell_ids: list) -> dict:
     """Export ``lems`` with jNeuroML, switch the run to CVODE at TOLERANCE, run; cell -> spikes."""
-    _run([str(PYNML), lems, "-neuron", "-nogui"], folder)
-    script = folder / lems.replace(".xml", "_nrn.py")
-    text, n = re.subn(r"(ns = NeuronSimulation\(.*)abs_tol=None, rel_tol=None\)",
-                      rf"\1abs_tol={TOLERANCE}, rel_tol={TOLERANCE})", script.read_text())
-    assert n == 1, "jNeuroML's export changed: cannot switch it to CVODE"
-    script.write_text(text)
-    _run(["nrnivmodl"], folder)
-    _run([str(VENV_BIN / "python"), script.name, "-nogui"], folder)
+    script = jneuroml.export_neuron(lems, folder, JNEUROML_TIMEOUT)
+    jneuroml.use_cvode(script, TOLERANCE)
+    jneuroml.compile_and_run(script, JNEUROML_TIMEOUT)
     spikes_file = next(folder.glob("*.spikes"))
     spikes = np.loadtxt(spikes_file, ndmin=2)
     return {cid: [np.round(np.sort(spikes[spikes[:, 0] == 2 * k + j, 1] * 1e3), 4).tolist()
@@ -584,7 +568,7 @@ def test_extra_references_regenerate(tmp_path):
     folder = tmp_path / "ca1_probe"
     shutil.copytree(PROBE, folder)
     cell_ids = [c for c, (path, _) in CELLS.items() if path == EXTRA]
-    _run([str(PYNML), "-validate", "extra.cell.nml"], folder / "livn")
+    jneuroml.run([str(jneuroml.PYNML), "-validate", "extra.cell.nml"], folder / "livn", JNEUROML_TIMEOUT)
     spikes = _jneuroml_cvode_spikes(folder / "livn", _extra_harness(folder / "livn", cell_ids), cell_ids)
     if os.environ.get("LIVN_REGENERATE"):
         from importlib.metadata import version
@@ -667,15 +651,16 @@ def test_numpy_rates_match_jneuroml_mods_for_every_channel(tmp_path):
         '<Lems><Target component="sim"/><Include file="Cells.xml"/><Include file="Networks.xml"/>'
         '<Include file="Simulation.xml"/><Include file="sweep.net.nml"/>'
         '<Simulation id="sim" length="1ms" step="0.025ms" target="sweep_net"/></Lems>')
-    _run([str(PYNML), "LEMS_sweep.xml", "-neuron", "-nogui"], folder)
-    _run(["nrnivmodl"], folder)
+    # only the exported mods are used, so export_neuron's check of the script does not apply
+    jneuroml.run([str(jneuroml.PYNML), "LEMS_sweep.xml", "-neuron", "-nogui"], folder, JNEUROML_TIMEOUT)
+    jneuroml.run(["nrnivmodl"], folder, JNEUROML_TIMEOUT)
     (folder / "sweep.py").write_text(_SWEEP)
     cai_grid = [5e-6, 5e-5, 1e-3, 2e-2]
     for celsius in (36.0, 24.0):
         spec = {"celsius": celsius, "v": V_GRID.tolist(), "cai": cai_grid,
                 "channels": {cid: [g.name for g in ch.gates] for cid, ch in channels.items()}}
         (folder / "spec.json").write_text(json.dumps(spec))
-        done = _run([str(VENV_BIN / "python"), "sweep.py", "spec.json"], folder)
+        done = jneuroml.run([sys.executable, "sweep.py", "spec.json"], folder, JNEUROML_TIMEOUT)
         result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("JSON"))[4:])
         for cid, ch in channels.items():
             for g in ch.gates:
