@@ -68,19 +68,25 @@ def _projection(name: str) -> tuple[str, str]:
 
 
 def open_loop_spec(spec: dict, levels: dict[str, list[float]], cells: dict[str, int], scale: float,
-                   sources: float, projections: dict | None = None) -> dict:
+                   sources: float, projections: dict | None = None, in_network: bool = False) -> dict:
     """The tuning spec (see the module docstring) as a dict, paths made absolute; ``projections``
-    maps (source, target) to a fixed factor on every weight of that projection."""
+    maps (source, target) to a fixed factor on every weight of that projection. With
+    ``in_network`` the copies are probes in the real network instead: it keeps every population,
+    projection and weight of ``spec``, and the copies receive from its populations (and project
+    nowhere), so each copy sees the closed loop's own, correlated input."""
     fixed = projections or {}
     base = SPEC.parent
     populations = spec["populations"]
-    simulated = [p for p, d in populations.items() if "cell" in d]
+    simulated = [p for p, d in populations.items() if "cell" in d and not in_network]
     out = {k: v for k, v in spec.items() if k not in ("populations", "connectivity", "defaults", "receptors")}
-    out["name"] = "CA1_open_loop"
+    out["name"] = "CA1_in_network" if in_network else "CA1_open_loop"
     out["receptors"] = {name: {**r, "model": str((base / r["model"]).resolve())}
                         for name, r in spec["receptors"].items()}
     pops = {}
     for p, d in populations.items():
+        if in_network:
+            pops[p] = {**d, "cell": str((base / d["cell"]).resolve())} if "cell" in d else d
+            continue
         source = {"layers": {layer: int(round(n * sources)) for layer, n in d["layers"].items()},
                   "role": d["role"], "axon_extent": d["axon_extent"]}
         if "depth" in d:
@@ -106,7 +112,7 @@ def open_loop_spec(spec: dict, levels: dict[str, list[float]], cells: dict[str, 
     def source_name(s):
         return f"{s}_in" if s in simulated else s
 
-    projections = {}
+    projections = dict(spec["connectivity"]["projections"]) if in_network else {}
     for name, projection in spec["connectivity"]["projections"].items():
         s, t = (x.strip() for x in name.split("->"))
         for k in range(len(levels.get(t, []))):
@@ -116,6 +122,8 @@ def open_loop_spec(spec: dict, levels: dict[str, list[float]], cells: dict[str, 
     for name, value in spec["defaults"]["weights"].items():
         s, t = _projection(name)
         receptor = name.split(".", 1)[1]
+        if in_network:
+            weights[name] = float(value * fixed.get((s, t), 1.0))
         for k, level in enumerate(levels.get(t, [])):
             weights[f"{source_name(s)} -> {t}_{k}.{receptor}"] = float(
                 value * (level if s in EXCITATORY else 1.0) * fixed.get((s, t), 1.0))
@@ -174,7 +182,7 @@ def sweep(spec: dict, levels: dict[str, np.ndarray], cells: dict[str, int], args
     from livn.system import System
 
     tuning = open_loop_spec(spec, {t: list(v) for t, v in levels.items()}, cells, args.scale, args.sources,
-                            args.projections)
+                            args.projections, args.in_network)
     with tempfile.TemporaryDirectory(prefix="livn-tune-ca1-") as folder:
         path = Path(folder) / "CA1_open_loop.yaml"
         path.write_text(yaml.safe_dump(tuning, sort_keys=False))
@@ -191,6 +199,11 @@ def sweep(spec: dict, levels: dict[str, np.ndarray], cells: dict[str, int], args
         result = env.run(args.duration)
         print(f"simulated {args.duration:g} ms in {time.perf_counter() - start:.0f} s", flush=True)
         skip = int(args.transient / env.dt)
+        if args.in_network:
+            rates = {t: mean_rate(result.it, result.t, system.gids(t), args.transient, args.duration)
+                     for t in TARGETS}
+            print(f"network (distance {band_distance(rates):.2f}): "
+                  + ", ".join(f"{t} {r:.1f}" for t, r in rates.items()), flush=True)
         factors = {}
         for t, factor_levels in levels.items():
             target = TARGETS[t][0]
@@ -303,6 +316,10 @@ def main() -> None:
     parser.add_argument("--projection", default="",
                         help="fixed factors on whole projections: 'IS1->IVY=0.25,IVY->PYR=0.5'")
     parser.add_argument("--cells", type=int, default=1, help="cells per level (PYR: 3 times as many)")
+    parser.add_argument("--in-network", action="store_true",
+                        help="one sweep of probe copies (factors --low..--high on the current weights) "
+                             "inside the real network at --scale, instead of the open loop")
+    parser.add_argument("--types", default="", help="tune only these types: 'AAC,PVBC' (default: all)")
     parser.add_argument("--write", action="store_true", help="scale the weights in specs/CA1.yaml")
     args = parser.parse_args()
     try:
@@ -319,13 +336,23 @@ def main() -> None:
     spec = yaml.safe_load(SPEC.read_text())
     cells = {t: args.cells for t in TARGETS}
     cells["PYR"] = 3 * args.cells
+    types = [t.strip() for t in args.types.split(",") if t.strip()] or list(TARGETS)
+    unknown = sorted(set(types) - set(TARGETS))
+    if unknown:
+        parser.error(f"--types: unknown {', '.join(unknown)}; expected some of {', '.join(TARGETS)}")
+    if args.in_network:
+        factors = sweep(spec, {t: np.geomspace(args.low, args.high, args.levels) for t in types}, cells, args)
+        print("factors: " + ", ".join(f"{p}={f:.3g}" for p, f in factors.items()))
+        if args.write:
+            print(f"scaled {write(factors, projections=args.projections)} weights in {SPEC}")
+        return
     if start:
         coarse = start
     else:
         print("coarse sweep")
-        coarse = sweep(spec, {t: np.geomspace(args.low, args.high, args.levels) for t in TARGETS}, cells, args)
+        coarse = sweep(spec, {t: np.geomspace(args.low, args.high, args.levels) for t in types}, cells, args)
     print("fine sweep")
-    factors = sweep(spec, {t: np.geomspace(f / args.refine, f * args.refine, args.levels) for t, f in coarse.items()},
+    factors = sweep(spec, {t: np.geomspace(f / args.refine, f * args.refine, args.levels) for t, f in coarse.items() if t in types},
                     cells, args)
     print("factors: " + ", ".join(f"{p}={f:.3g}" for p, f in factors.items()))
     if args.write:
