@@ -397,20 +397,27 @@ def _gids_of(system, reports):
 
 @main.command()
 @click.argument("target")
-@click.option("--duration", type=float, default=5500.0, show_default=True, callback=_finite(0.0), help="ms per protocol")
-@click.option("--transient", type=float, default=500.0, show_default=True, callback=_finite(0.0, strict=False),
-              help="ms discarded (< duration)")
+@click.option("--duration", type=float, default=None, callback=_finite(0.0),
+              help="ms per protocol [default: 5500; 1000 for systems of cells with more than two compartments, such as CA1, "
+                   "where a simulated second costs minutes per hundred cells]")
+@click.option("--transient", type=float, default=None, callback=_finite(0.0, strict=False),
+              help="ms discarded (< duration) [default: 500; 200 for such trees; at most half the duration]")
 @click.option("--backend", type=click.Choice(target_names()), default=None)
 @_SCALE
 @user_errors
 def dynamics(target, duration, transient, backend, scale) -> None:
     """Measure spontaneous and stimulated rates and the branching ratio of a system's defaults."""
     from .env import Env
-    from .protocols import measure
+    from .protocols import default_protocol, measure
 
-    if transient >= duration:
+    if duration is not None and transient is not None and transient >= duration:
         raise click.BadParameter(f"--transient ({transient:g} ms) must be shorter than --duration ({duration:g} ms)")
     system = _system(target, scale)
+    default_duration, default_transient = default_protocol(system)
+    duration = default_duration if duration is None else duration
+    transient = min(default_transient, duration / 2) if transient is None else transient
+    if transient >= duration:
+        raise click.BadParameter(f"--transient ({transient:g} ms) must be shorter than --duration ({duration:g} ms)")
     if system.num_channels == 0:
         raise ValueError(f"{system.name} has no MEA: the stimulated protocol needs one")
     env = Env(system, backend=backend)

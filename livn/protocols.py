@@ -96,6 +96,16 @@ def _rates(env, it, t, start, stop) -> dict:
     return out
 
 
+def default_protocol(system) -> tuple[float, float]:
+    """(duration, transient) in ms of each protocol for ``system``: 5500 and 500 (the EI tuning's
+    figures), or 1000 and 200 when some cell is a tree (more than the EI cells' two compartments,
+    soma and dendrite): CA1 costs about 30 min of one core per simulated second at scale 0.002,
+    so 5.5 s per protocol would take hours; 800 ms still hold six theta cycles."""
+    if any(len(cell.compartments) > 2 for cell in system.network.cells):
+        return 1000.0, 200.0
+    return 5500.0, 500.0
+
+
 def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: float = STIMULUS_AMPLITUDE,
             rate: float = STIMULUS_RATE) -> Dynamics:
     """Run both protocols on ``env`` (cleared before each; recording spikes) and measure."""

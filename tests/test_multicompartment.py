@@ -149,3 +149,12 @@ def test_a_culture_of_multicompartment_cells_runs_on_both_targets(ballstick_cult
     compiled = run_livn("compile", ballstick_culture, "--target", "brian2", "-o", tmp_path / "b2")
     assert compiled.returncode == 1 and "Traceback" not in compiled.stderr
     assert "Run it in-process (make/Env) or on NEURON" in compiled.stderr and "BallStick.cell.nml" in compiled.stderr
+
+
+def test_dynamics_protocols_are_shorter_for_multicompartment_cells(ballstick_culture):
+    """`livn dynamics` defaults: 5.5 s per protocol for point cells, 1 s for trees (CA1 would take hours)."""
+    from livn.protocols import default_protocol
+    from livn.system import System, predefined
+
+    assert default_protocol(System(ballstick_culture)) == (1000.0, 200.0)
+    assert default_protocol(System(predefined("EI1"))) == (5500.0, 500.0)
