@@ -7,7 +7,9 @@ without the extracellular mechanism. Figures are medians over repeats; "wall/sim
 wall time of the run scaled to one simulated second. Load balance: compartments per rank
 (max / mean, what the LPT assignment evens out; NEURON's per-rank step and wait timers read 0
 in this build, so the time per rank is not measured). "spikes" lists the distinct spike
-counts of all runs: one number when 1 and 2 ranks agree, as they must.
+counts of all runs: one number when 1 and 2 ranks agree, as they must. "memory" is the peak
+resident memory summed over the ranks (GiB, largest over the repeats); the NEURON network holds
+~0.75 kB per NetCon, ~8k NetCons per cell, so memory grows with the cells simulated.
 
     .venv/bin/python benchmarks/simulate_ca1.py [--scales 0.002 0.01] [--duration 200] [--repeats 3]
 """
@@ -32,7 +34,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"{'scale':>7} {'cells':>6} {'edges':>9} {'ranks':>5} {'build (s)':>9} {'wall/sim s':>11} "
-          f"{'speed-up':>8} {'compartments max/mean':>22} {'spikes':>8}", flush=True)
+          f"{'speed-up':>8} {'compartments max/mean':>22} {'memory GiB':>10} {'spikes':>8}", flush=True)
     for scale in args.scales:
         circuit = predefined("CA1", scale=scale)
         system = System(circuit)
@@ -46,6 +48,7 @@ def main() -> None:
             print(f"{scale:>7g} {system.num_neurons:>6} {system.num_edges:>9.3g} {ranks:>5} "
                   f"{statistics.median(r['build_s'] for r in runs):>9.1f} {per_second:>11.0f} "
                   f"{base / per_second:>7.2f}x {max(loads) / statistics.mean(loads):>22.3f} "
+                  f"{max(sum(r['peak_memory_gib_per_rank']) for r in runs):>10.2f} "
                   f"{'/'.join(map(str, sorted({r['spikes'] for r in runs}))):>8}", flush=True)
 
 

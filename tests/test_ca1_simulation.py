@@ -36,6 +36,8 @@ def test_ca1_spikes_are_identical_on_1_2_and_3_ranks(tmp_path):
         summary = _run(ranks, circuit, 100.0, tmp_path / f"{ranks}.h5")
         loads = np.array(summary["compartments_per_rank"])
         assert len(loads) == ranks and loads.max() <= 1.1 * loads.mean()
+        memory = summary["peak_memory_gib_per_rank"]
+        assert len(memory) == ranks and all(0.05 < m < 8 for m in memory), memory
         reports.append(read_spike_report(tmp_path / f"{ranks}.h5", "CA1"))
     assert len(reports[0][0]) > 10, "the comparison needs spikes"
     for gids, times in reports[1:]:

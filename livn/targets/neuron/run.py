@@ -38,6 +38,7 @@ def main(argv=None) -> None:
                         help="a folder compiled with nrnivmodl to load first (else livn compiles into its cache)")
     args = parser.parse_args(argv)
     import math
+    import resource
 
     for name, value in (("--duration", args.duration), ("--dt", args.dt)):
         if not (math.isfinite(value) and value > 0):
@@ -71,6 +72,8 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     it, t, _ = network.run(args.duration)
     wall = time.perf_counter() - start
+    # peak resident memory of each rank (Linux reports KiB), for the benchmarks' memory figures
+    peaks = network.pc.py_allgather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     if network.rank == 0:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         write_spike_report(args.output, spikes_by_population(model, it, t))
@@ -78,6 +81,7 @@ def main(argv=None) -> None:
                           "duration_ms": args.duration,
                           "build_s": round(built, 3), "run_s": round(wall, 3), "spikes": int(len(it)),
                           "compartments_per_rank": network.loads.tolist(),
+                          "peak_memory_gib_per_rank": [round(float(m), 3) for m in peaks],
                           "output": str(args.output)}))
     pc.barrier()
     # every rank finalises MPI inside NEURON and exits together: if one rank left Python first,
