@@ -27,12 +27,17 @@ factor; ``--write`` multiplies the excitatory weights in specs/CA1.yaml by it (c
 Synapses per cell do not depend on ``scale``; the target cells' count only sets how well a rate
 is measured, so the circuit is small (levels x types x cells). ``--closed-loop`` then corrects
 the factors in the real network (damped, keeping the iteration closest to the bands).
+``--in-network`` puts the copies inside the real network at ``--scale`` as probes: they receive
+its projections from its own populations (the correlated input of a small scale, where a cell's
+thousands of synapses come from few cells) and project nowhere, so one run gives the network's
+rates and each type's rate curve around the current weights (factors --low..--high on them).
 
 Status (2026-12-02, docs/CA1-plan.md): open loop, every type but SCA has a crossing on the
 reference weights. The closed loop with the reference inhibition is bistable (IVY and IS1 silence
 each other with 11-20 nS unitary IPSCs: PYR-active or IVY-only). With IS1->IVY and BS->IVY x0.1,
 IVY->PYR and PVBC->AAC x0.25 (``--projection``) the closed loop at scale 0.001 reached 11 of 12
-types in band (AAC 90 Hz) in 4 iterations; those weights are in specs/CA1.yaml.
+types in band (AAC 90 Hz) in 4 iterations. In-network probes then put AAC's excitation x0.354
+and PYR's x0.8: all 12 types in band at 0.001. Those weights are in specs/CA1.yaml.
 """
 
 from __future__ import annotations
