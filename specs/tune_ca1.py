@@ -36,8 +36,10 @@ Status (2026-12-02, docs/CA1-plan.md): open loop, every type but SCA has a cross
 reference weights. The closed loop with the reference inhibition is bistable (IVY and IS1 silence
 each other with 11-20 nS unitary IPSCs: PYR-active or IVY-only). With IS1->IVY and BS->IVY x0.1,
 IVY->PYR and PVBC->AAC x0.25 (``--projection``) the closed loop at scale 0.001 reached 11 of 12
-types in band (AAC 90 Hz) in 4 iterations. In-network probes then put AAC's excitation x0.354
-and PYR's x0.8: all 12 types in band at 0.001. Those weights are in specs/CA1.yaml.
+types in band (AAC 90 Hz) in 4 iterations; those weights are in specs/CA1.yaml. In-network
+probes then found sets with all 12 types in band at 0.001 (AAC x0.354, PYR x0.8), or 11 at
+0.002, but neither held at the other scale, and the second put the plain 0.002 network into the
+IVY state (docs/CA1-plan.md, session 7).
 """
 
 from __future__ import annotations
