@@ -150,3 +150,13 @@ def test_factor_lists_are_parsed_and_bad_ones_refused_naming_the_item(tune):
     for bad in ("IVY=0.1", "IS1->=0.1", "A->B->C=1"):
         with pytest.raises(ValueError, match="expected SOURCE->TARGET=factor"):
             tune.parse_factors(bad, "->")
+
+
+def test_unknown_types_are_refused_by_name():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(SPECS / "tune_ca1.py"), "--in-network", "--types", "AAC,FOO"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--types: unknown FOO" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
