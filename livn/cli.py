@@ -287,9 +287,13 @@ def compile_(circuit, simulator, output, duration, dt, scale) -> None:
 @click.option("--voltage", "voltage_gids", default=None, metavar="GIDS",
               help="Also record every compartment's potential of these cells (e.g. 0,5,80 or 'all') into "
                    "voltage.h5 (SONATA compartment report, mV, every 0.1 ms).")
+@click.option("--nwb", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Also write the run as a new NWB file: spikes per cell with positions and populations, the "
+                   "stimulus, soma potentials of the --voltage cells and (one process only) the MEA channel "
+                   "signals, sampled every 0.1 ms.")
 @_SCALE
 @user_errors
-def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron, voltage_gids, scale) -> None:
+def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron, voltage_gids, nwb, scale) -> None:
     """Simulate a system; write its spike report and a raster a person can look at."""
     import subprocess
 
@@ -297,7 +301,9 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
     from .io import pulse_train
     from .measures import branching_ratio, mean_rate
     from .plot import plot_activity
+    from .nwb import write_nwb
     from .protocols import run_with_progress
+    from .result import Result
     from .sonata import read_spike_report_all, write_spike_report
     from .targets.neuron.run import spikes_by_population
 
@@ -319,6 +325,9 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
                                      param_hint="--voltage") from None
     if stimulate is not None and system.num_channels == 0:
         raise ValueError(f"--stimulate: {system.name} has no MEA (a circuit not built by livn)")
+    if nwb is not None and (nwb.exists() or not nwb.parent.is_dir()):
+        raise click.BadParameter(f"{nwb} exists (livn does not replace it)" if nwb.exists() else
+                                 f"{nwb.parent} is not a folder", param_hint="--nwb")
     _checked(system, backend)
     output = output or Path("out") / f"{system.name}-run"
     output.mkdir(parents=True, exist_ok=True)
@@ -337,24 +346,29 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
             sys.exit(1)
         it, t = _gids_of(system, read_spike_report_all(output / "spikes.h5"))
         backend = f"{'coreneuron' if coreneuron else 'neuron'}, {ranks} MPI rank{'s' if ranks > 1 else ''}"
+        if nwb is not None:
+            write_nwb(nwb, Result(it=it, t=t, duration=duration, dt=0.025), system)  # run.py's default step
     else:
         env = Env(system, backend=backend)
         env.record_spikes()
-        voltages = None
         if voltage_gids:
             env.record_voltage(recorded, dt=0.1)
-            voltages = {}
+        if nwb is not None and system.num_channels:
+            env.record_membrane_current(dt=0.1)
         stimulus = None
         if stimulate is not None:
             stimulus = pulse_train(duration, range(system.num_channels), system.num_channels, stimulate, pulse_rate,
                                    dt=env.dt)
         start = time.perf_counter()
-        it, t = run_with_progress(env, duration, stimulus, system.name, voltages)
+        result = run_with_progress(env, duration, stimulus, system.name)
         wall = time.perf_counter() - start
         env.close()
+        it, t = result.it, result.t
         write_spike_report(output / "spikes.h5", spikes_by_population(system.network, it, t))
-        if voltages:
-            _write_voltages(system, voltages, output / "voltage.h5", dt=0.1)
+        if voltage_gids:
+            _write_voltages(system, result.voltages, output / "voltage.h5", dt=0.1)
+        if nwb is not None:
+            result.to_nwb(nwb)
     picture = plot_activity(system, it, t, output / "raster.png", duration=duration)
     click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({backend})")
     for p in system.populations:
@@ -363,6 +377,8 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
     click.echo(f"  spikes: {output / 'spikes.h5'}\n  raster: {picture}")
     if voltage_gids and ranks == 1 and not coreneuron:
         click.echo(f"  voltage: {output / 'voltage.h5'}")
+    if nwb is not None:
+        click.echo(f"  NWB: {nwb}")
 
 
 def _write_voltages(system, voltages: dict, path: Path, dt: float) -> None:

@@ -177,7 +177,9 @@ class Env:
         start = self.t
         gids, times, recordings = self.simulation.run(duration, stimulus=stimulus, inject=inject)
         self.t += duration
-        return self._result(gids, times, recordings, start, duration)
+        result = self._result(gids, times, recordings, start, duration)
+        result.stimulus, result.system, result.dt = stimulus, self.system, self.dt
+        return result
 
     def _result(self, gids, times, recordings, start, duration) -> Result:
         result = Result(start=start, duration=duration)

@@ -58,35 +58,28 @@ class Dynamics:
                 f"measured over {self.duration - self.transient:g} ms after a {self.transient:g} ms transient")
 
 
-def run_with_progress(env, duration: float, stimulus=None, label: str = "", voltages: dict | None = None):
+def run_with_progress(env, duration: float, stimulus=None, label: str = ""):
     """Run ``env`` for ``duration`` ms in pieces, with a progress bar on a terminal for runs
-    of 500 ms or more; return the spike gids and times of the whole run (and, into
-    ``voltages`` if given, gid -> (compartments, samples) potentials of the recorded cells)."""
+    of 500 ms or more; return one :class:`livn.result.Result` for the whole run."""
     from tqdm import tqdm
 
+    from .result import concatenate
+
     if duration < 500 or not sys.stderr.isatty():
-        result = env.run(duration, stimulus=stimulus)  # nobody watches: one call, no per-call overhead
-        if voltages is not None:
-            voltages.update(result.voltages)
-        return result.it, result.t
+        return env.run(duration, stimulus=stimulus)  # nobody watches: one call, no per-call overhead
     # every call costs a fixed overhead (Brian2: ~0.25 s), so pieces are a 25th of the run, >= 250 ms
     chunk = max(250.0, duration / 25)
     steps = int(round(chunk / env.dt))
-    gids, times, done, k = [], [], 0.0, 0
+    pieces, done, k = [], 0.0, 0
     with tqdm(total=duration, unit="ms", desc=label,
               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} ms [{elapsed}<{remaining}]") as bar:
         while done < duration - 1e-9:
             step = min(chunk, duration - done)
             piece = None if stimulus is None else stimulus[k * steps:k * steps + int(round(step / env.dt))]
-            result = env.run(step, stimulus=piece)
-            gids.append(result.it)
-            times.append(result.t)
-            if voltages is not None:
-                for gid, trace in result.voltages.items():
-                    voltages[gid] = np.concatenate([voltages[gid], trace], axis=1) if gid in voltages else trace
+            pieces.append(env.run(step, stimulus=piece))
             done, k = done + step, k + 1
             bar.update(step)
-    return np.concatenate(gids), np.concatenate(times)
+    return concatenate(pieces)
 
 
 def _rates(env, it, t, start, stop) -> dict:
@@ -111,7 +104,7 @@ def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: 
     """Run both protocols on ``env`` (cleared before each; recording spikes) and measure."""
     env.record_spikes()
     env.clear()
-    it, t = run_with_progress(env, duration, label="spontaneous")
+    it, t = run_with_progress(env, duration, label="spontaneous")[:2]
     spontaneous = _rates(env, it, t, transient, duration)
     ratio = branching_ratio(t, transient, duration)
     frequency = env.system.theta_frequency
@@ -122,7 +115,7 @@ def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: 
     env.clear()
     n = env.system.num_channels
     it, t = run_with_progress(env, duration, pulse_train(duration, range(n), n, amplitude, rate, dt=env.dt),
-                              label="stimulated")
+                              label="stimulated")[:2]
     stimulated = _rates(env, it, t, transient, duration)
     env.clear()
     return Dynamics(spontaneous, stimulated, ratio, duration, transient, frequency, theta)

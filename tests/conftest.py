@@ -15,10 +15,26 @@ from livn.resources import resource_dir
 LIVN = str(Path(sys.executable).parent / "livn")
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    """Predefined systems build into a per-session cache, never the user's."""
-    monkeypatch.setenv("LIVN_CACHE", str(tmp_path_factory.getbasetemp() / "livn-cache"))
+@pytest.fixture(scope="session")
+def livn_cache(tmp_path_factory) -> Path:
+    """The test session's own livn cache, never the user's. The xdist workers of one session
+    share it: livn locks each cache entry, so a system or a mechanism set that tests on both
+    workers need is built or compiled once (what concurrent MPI ranks and users rely on too)."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "livn-cache"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(livn_cache):
+    """Everything livn caches (predefined systems, compiled mechanisms) goes to the session's
+    cache, for module and session fixtures too (hence session scope)."""
+    previous = os.environ.get("LIVN_CACHE")
+    os.environ["LIVN_CACHE"] = str(livn_cache)
+    yield
+    if previous is None:
+        os.environ.pop("LIVN_CACHE", None)
+    else:
+        os.environ["LIVN_CACHE"] = previous
 
 
 @pytest.fixture

@@ -63,13 +63,13 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory):
-    """The 12 cells, their mechanisms compiled together once (in this session's directory, not
-    the user's cache) and loaded into this process."""
+def cells(livn_cache):
+    """The 12 cells, their mechanisms compiled together once (in this session's cache, not the
+    user's) and loaded into this process."""
     from livn.targets.neuron import nmodl
 
     cells = {t: read_cell(SPECS / "cells" / f"{t}.cell.nml", t) for t in CA1_TYPES}
-    nmodl.load_mechanisms(nmodl.mechanisms(cells.values()), cache=tmp_path_factory.mktemp("nrnmech"))
+    nmodl.load_mechanisms(nmodl.mechanisms(cells.values()), cache=livn_cache / "nrnmech")
     return cells
 
 

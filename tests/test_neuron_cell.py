@@ -43,10 +43,10 @@ def _synapse(name: str):
 
 
 @pytest.fixture(scope="session")
-def nrn_cache(tmp_path_factory):
+def nrn_cache(livn_cache):
     # the session's private cache (conftest's LIVN_CACHE), given explicitly: session fixtures
     # run before the per-test environment is set
-    return tmp_path_factory.getbasetemp() / "livn-cache" / "nrnmech"
+    return livn_cache / "nrnmech"
 
 
 @pytest.fixture(scope="session")

@@ -201,7 +201,7 @@ def test_libsonata_node_attributes_are_per_node_and_match_system(circuit, stored
         assert len(values) == n and all(isinstance(v, str) for v in values)
         assert list(values) == [types[int(t)][name] for t in stored["node_type_id"]], name
     assert set(pop.get_attribute("model_type", everything)) == {"biophysical"}
-    assert list(pop.get_attribute("morphology", everything)) == [f"{p}.swc" for p in expected_pop]
+    assert list(pop.get_attribute("morphology", everything)) == list(expected_pop)  # SONATA: no extension
 
     # single-node selections give the same values as the full read
     for gid in circuit.gids[:10]:
@@ -433,6 +433,64 @@ def test_bmtk_simulator_network_from_config(circuit, stored, monkeypatch):
     gid = int(circuit.gids[len(circuit.gids) // 2])
     got = sorted(int(e.source_node_id) for e in edges.get_target(gid))
     assert got == sorted(stored["source_node_id"][stored["target_node_id"] == gid].tolist())
+
+
+# -- bluepysnap (BBP's reader and validator) --------------------------------------------------
+
+#: what bluepysnap's schema for "chemical" edges requires beyond SONATA: the fields of BBP's
+#: own synapse model (ProbAMPANMDA_EMS: vesicle release, Tsodyks-Markram parameters, contact
+#: geometry), which livn's Exp2Syn-style receptors do not have
+BBP_SYNAPSE_FIELDS = {"afferent_center_x", "afferent_center_y", "afferent_center_z", "afferent_surface_x",
+                      "afferent_surface_y", "afferent_surface_z", "afferent_section_type", "afferent_segment_id",
+                      "afferent_segment_offset", "conductance", "decay_time", "depression_time", "facilitation_time",
+                      "u_syn", "n_rrp_vesicles", "spine_length", "syn_type_id"}
+
+
+def test_bluepysnap_validates_the_config_and_nodes_without_errors(circuit):
+    """bluepysnap's validator finds nothing fatal in the config and the nodes (orientation,
+    morphologies found, BBP type names present); of the edges it asks only for the fields of
+    BBP's own synapse model. Its one warning about files is the model_template convention:
+    BBP names a template without extension and appends the directive ("nml:EXC" -> EXC.nml),
+    BMTK names the file ("nml:EXC.cell.nml", what livn writes and reads)."""
+    import re
+
+    from bluepysnap.circuit_validation import validate
+    from bluepysnap.exceptions import BluepySnapValidationError
+
+    problems = validate(str(circuit.directory / "circuit_config.json"), skip_slow=False, print_errors=False)
+    fatal = [p for p in problems if p.level == BluepySnapValidationError.FATAL]
+    assert all(str(circuit.edges_h5) in p.message for p in fatal), [p.message for p in fatal]
+    asked = {m for p in fatal for m in re.findall(r"'(\w+)' is a required property", p.message)}
+    assert asked <= BBP_SYNAPSE_FIELDS, asked - BBP_SYNAPSE_FIELDS
+    missing = [p.message for p in problems if p.level != BluepySnapValidationError.FATAL and "missing" in p.message]
+    assert len(missing) == 1 and "group model_template" in missing[0], missing
+    assert sorted(re.findall(r"\t(\S+)", missing[0])) == sorted(f"{p}.cell.nml.nml" for p in circuit.system.populations)
+
+
+def test_bluepysnap_reads_nodes_edges_and_node_sets(circuit, stored):
+    from bluepysnap import Circuit as SnapCircuit
+
+    snap = SnapCircuit(str(circuit.directory / "circuit_config.json"))
+    system = circuit.system
+    nodes = snap.nodes[circuit.node_pop]
+    assert nodes.size == system.num_neurons
+    table = nodes.get(properties=["x", "y", "mtype", "synapse_class", "orientation_w", "orientation_z"])
+    np.testing.assert_allclose(table[["x", "y"]].to_numpy(), system.coordinates[:, :2], rtol=1e-6)
+    with h5py.File(circuit.nodes_h5, "r") as h5:
+        rotation = h5[f"nodes/{circuit.node_pop}/0/rotation_angle_zaxis"][:]
+    np.testing.assert_allclose(table["orientation_w"] ** 2 + table["orientation_z"] ** 2, 1.0, rtol=1e-6)
+    np.testing.assert_allclose(2 * np.arctan2(table["orientation_z"], table["orientation_w"]), rotation, atol=1e-5)
+    for population in system.populations:
+        ids = snap.nodes.ids(population).get_ids()  # a node set per cell type
+        assert ids.tolist() == system.gids(population).tolist()
+        assert set(table.loc[ids, "mtype"]) == {population}
+    assert set(table["synapse_class"]) == {"EXC", "INH"}
+    edges = snap.edges[circuit.edge_pop]
+    assert edges.size == len(stored["source_node_id"])
+    for gid in circuit.gids[:10]:
+        got = edges.afferent_nodes(int(gid), unique=False)
+        expected = stored["source_node_id"][stored["target_node_id"] == gid]
+        assert sorted(np.asarray(got).tolist()) == sorted(expected.tolist())
 
 
 # -- MEA electrode files ----------------------------------------------------------------------

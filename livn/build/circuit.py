@@ -229,7 +229,9 @@ def _write_rest(spec: SystemSpec, tmp: Path, positions, rotation, layer, cells: 
     # folder holding every cell file (the cells of a spec may live in several folders)
     cells_dir = Path(os.path.commonpath([p.cell.parent for p in simulated]))
     node_types = [sonata.NodeType(100 + i, p.name, "biophysical", f"nml:{p.cell.relative_to(cells_dir).as_posix()}",
-                                  f"{p.name}.swc", "e" if p.role == "excitatory" else "i")
+                                  p.name, "e" if p.role == "excitatory" else "i", p.name, p.cell_id or p.name,
+                                  "PYR" if p.role == "excitatory" else "INT",
+                                  "EXC" if p.role == "excitatory" else "INH")
                   for i, p in enumerate(simulated)]
     node_type_ids = np.concatenate([np.full(p.count, 100 + i) for i, p in enumerate(simulated)])
     layers = {"layer": layer.astype(np.uint8)} if spec.layers else {}
@@ -264,8 +266,12 @@ def _write_rest(spec: SystemSpec, tmp: Path, positions, rotation, layer, cells: 
     components = {"morphologies_dir": "$COMPONENTS_DIR/morphologies",
                   "biophysical_neuron_models_dir": f"$COMPONENTS_DIR/{cells_dir.relative_to(base).as_posix()}",
                   "synaptic_models_dir": "$COMPONENTS_DIR/synaptic_models"}
+    # one node set per cell type, one per node population (libsonata and bluepysnap select by them)
+    node_sets = {p.name: {"pop_name": p.name} for p in (*simulated, *virtual)}
+    node_sets.update({name: {"population": name} for name in [pop] + ([input_pop] if virtual else [])
+                      if name not in node_sets})
     sonata.write_circuit_config(tmp / "circuit_config.json", nodes, edges, components,
-                                {"livn": livn_block(spec, cells)})
+                                {"livn": livn_block(spec, cells)}, node_sets)
 
 
 def write_drives(spec: SystemSpec, path: Path, population: str) -> None:

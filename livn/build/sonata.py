@@ -22,7 +22,10 @@ SONATA_VERSION = (0, 1)
 
 @dataclass(frozen=True)
 class NodeType:
-    """One row of the node types CSV."""
+    """One row of the node types CSV. ``morphology`` is a name in morphologies_dir without its
+    extension (SONATA's form; readers add ``.swc``). ``mtype``, ``etype``, ``morph_class``
+    ("PYR" or "INT") and ``synapse_class`` ("EXC" or "INH") are the BBP names bluepysnap's
+    validator asks for."""
 
     node_type_id: int
     pop_name: str
@@ -30,6 +33,10 @@ class NodeType:
     model_template: str
     morphology: str
     ei: str
+    mtype: str
+    etype: str
+    morph_class: str
+    synapse_class: str
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,11 @@ def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, position
                 rotation: np.ndarray, types: list, extra: dict | None = None) -> None:
     """Write ``/nodes/<population>`` with one group (0) holding every per-node attribute.
 
-    Positions in µm; ``rotation_angle_zaxis`` in radians (SONATA's name); the types' fields
-    per node; ``extra`` more per-node datasets (name -> values).
+    Positions in µm; ``rotation_angle_zaxis`` in radians (SONATA's name, what BMTK reads) and
+    the same rotation as the unit quaternion ``orientation_w/x/y/z`` (what BBP tools read); the
+    types' fields per node; ``extra`` more per-node datasets (name -> values). Biophysical nodes
+    also get ``dynamics_params/holding_current`` (0 nA: livn applies none) and
+    ``threshold_current`` (NaN: livn does not compute a rheobase), which BBP tools require.
     """
     by_id = {t.node_type_id: t for t in types}
     n = len(node_type_ids)
@@ -88,13 +98,19 @@ def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, position
             group[name].attrs["units"] = "um"
         group.create_dataset("rotation_angle_zaxis", data=rotation.astype(np.float32))
         group["rotation_angle_zaxis"].attrs["units"] = "radian"
-        fields = [f for f in ("model_type", "model_template", "morphology", "pop_name", "ei")
-                  if f in types[0].__dataclass_fields__]
+        for name, values in zip("wxyz", (np.cos(rotation / 2), 0 * rotation, 0 * rotation, np.sin(rotation / 2))):
+            group.create_dataset(f"orientation_{name}", data=np.asarray(values, dtype=np.float32))
+        fields = [f for f in ("model_type", "model_template", "morphology", "pop_name", "ei", "mtype", "etype",
+                              "morph_class", "synapse_class") if f in types[0].__dataclass_fields__]
         for field in fields:
             _strings(group, field, [getattr(by_id[t], field) for t in node_type_ids])
         for name, values in (extra or {}).items():
             group.create_dataset(name, data=values)
-        group.create_group("dynamics_params")
+        params = group.create_group("dynamics_params")
+        if all(t.model_type == "biophysical" for t in types):
+            for name, value in (("holding_current", 0.0), ("threshold_current", np.nan)):
+                params.create_dataset(name, data=np.full(n, value, dtype=np.float32))
+                params[name].attrs["units"] = "nA"
 
 
 _EDGE_ATTRIBUTES = {"syn_weight": ("weight", np.float64, "uS"), "delay": ("delay", np.float64, "ms"),
@@ -189,15 +205,18 @@ def write_types_csv(path: Path, rows: list, id_field: str) -> None:
             writer.writerow([getattr(row, f) for f in fields])
 
 
-def write_circuit_config(path: Path, nodes: list, edges: list, components: dict, extra: dict) -> None:
+def write_circuit_config(path: Path, nodes: list, edges: list, components: dict, extra: dict,
+                         node_sets: dict | None = None) -> None:
     """``circuit_config.json`` with ``populations`` blocks (libsonata needs them).
 
     ``nodes``: (nodes file, node types file, population, type) per node population;
     ``edges``: (edges file, edge types file, population) per edge population; file names
-    relative to the network folder.
+    relative to the network folder. ``node_sets`` (name -> SONATA node set expression), when
+    given, go to ``node_sets.json`` beside the config.
     """
     config = {
         "manifest": {"$BASE_DIR": ".", "$NETWORK_DIR": "$BASE_DIR/network", "$COMPONENTS_DIR": "$BASE_DIR/components"},
+        **({"node_sets_file": "$BASE_DIR/node_sets.json"} if node_sets else {}),
         "components": components,
         "networks": {
             "nodes": [{"nodes_file": f"$NETWORK_DIR/{nodes_file}", "node_types_file": f"$NETWORK_DIR/{types_file}",
@@ -209,6 +228,8 @@ def write_circuit_config(path: Path, nodes: list, edges: list, components: dict,
         },
         **extra,
     }
+    if node_sets:
+        (path.parent / "node_sets.json").write_text(json.dumps(node_sets, indent=2) + "\n")
     path.write_text(json.dumps(config, indent=2) + "\n")
 
 
