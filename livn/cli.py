@@ -251,6 +251,26 @@ def _checked(system, backend: str):
     return target
 
 
+@main.command("export")
+@click.argument("circuit")
+@click.option("--to", "fmt", type=click.Choice(["neuroml"]), required=True,
+              help="neuroml: a NeuroML2 network and a LEMS simulation jNeuroML runs.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="A new folder.")
+@click.option("--duration", type=float, default=1000.0, show_default=True, callback=_finite(0.0),
+              help="Length of the LEMS simulation, ms.")
+@click.option("--dt", type=float, default=0.025, show_default=True, callback=_finite(0.0, maximum=1.0),
+              help="Step of the LEMS simulation, ms.")
+@_SCALE
+@user_errors
+def export(circuit, fmt, output, duration, dt, scale) -> None:
+    """Write a circuit (directory, config file or predefined name) in another tool's format."""
+    from .neuroml.export import export_network
+
+    system = _system(circuit, scale)
+    lems = export_network(system, output, duration=duration, dt=dt)
+    click.echo(f"exported {system.name} as NeuroML2 -> {output}\n  run it: cd {output} && pynml {lems.name} -neuron -run")
+
+
 @main.command("compile")
 @click.argument("circuit")
 @click.option("--target", "simulator", type=click.Choice(target_names()), default="brian2", show_default=True)

@@ -63,6 +63,24 @@ def use_cvode(script: Path, tolerance: float, local_dt: bool = False) -> None:
     script.write_text(text)
 
 
+#: jNeuroML 0.14 translates LEMS random() to NMODL with C declarations of NEURON's random API
+#: that NEURON 9 (C++, which declares them itself with other types) rejects
+_RANDOM_DECLARATIONS = re.compile(r"^(double nrn_random_pick\(void\* r\);|void\* nrn_random_arg\(int argpos\);)\n", re.M)
+
+
+def run_network_export(lems: str, cwd: Path, timeout: float = 900) -> Path:
+    """jNeuroML's NEURON export of the LEMS file ``lems`` in ``cwd``, its random() mods made to
+    compile with NEURON 9 (the two conflicting declarations deleted), compiled and run;
+    returns the folder of the outputs."""
+    script = export_neuron(lems, cwd, timeout)
+    for mod in cwd.glob("*.mod"):
+        text = mod.read_text()
+        if "nrn_random_arg" in text:
+            mod.write_text(_RANDOM_DECLARATIONS.sub("", text))
+    compile_and_run(script, timeout)
+    return cwd
+
+
 def compile_and_run(script: Path, timeout: float = 900) -> None:
     """nrnivmodl in the script's directory, then the script."""
     for command in (["nrnivmodl"], [sys.executable, script.name, "-nogui"]):

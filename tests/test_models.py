@@ -201,7 +201,7 @@ def test_noise_defines_but_does_not_instantiate():
     assert {e.get("name") for e in ct.findall("nml:Exposure", NS)} >= {"g", "i"}
     dyn = ct.find("nml:Dynamics", NS)
     assert [t.get("variable") for t in dyn.findall("nml:TimeDerivative", NS)] == ["g"]
-    assert "random(" in dyn.find("nml:DerivedVariable[@name='gauss']", NS).get("value")
+    assert "random(" in dyn.find("nml:DerivedVariable[@name='normal_deviate']", NS).get("value")
     # nothing but notes and the ComponentType in this file
     assert {c.tag.removeprefix(N) for c in root} <= {"notes", "ComponentType"}
 
