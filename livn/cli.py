@@ -268,7 +268,9 @@ def export(circuit, fmt, output, duration, dt, scale) -> None:
 
     system = _system(circuit, scale)
     lems = export_network(system, output, duration=duration, dt=dt)
-    click.echo(f"exported {system.name} as NeuroML2 -> {output}\n  run it: cd {output} && pynml {lems.name} -neuron -run")
+    click.echo(f"exported {system.name} as NeuroML2 -> {output}\n  run it: cd {output} && pynml {lems.name} -neuron "
+               f"-run (on NEURON 9, first delete the two nrn_random declarations from the noise mods jNeuroML "
+               f"writes: README, 'Interchange')")
 
 
 @main.command("compile")

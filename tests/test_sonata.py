@@ -398,11 +398,11 @@ def test_bmtk_simulator_network_loads_nodes(circuit):
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "livn bug: per-node string attributes in /nodes/<pop>/0 (model_type, model_template, morphology, "
-    "pop_name, ei) shadow the node types CSV in BMTK, and BMTK/h5py 3 read them as bytes: "
-    "node.model_type == b'biophysical' (bionet: 'Unrecognized model_type'), node.model_template raises "
-    "TypeError (bytes.split(':')), node['morphology'] == b'EXC.swc' instead of the CSV value BMTK "
-    "resolved against morphologies_dir"))
+    "not fixed yet: per-node string attributes in /nodes/<pop>/0 (model_type, model_template, morphology, "
+    "pop_name, ...; bluepysnap's validator requires them there) shadow the node types CSV in BMTK, and "
+    "BMTK/h5py 3 read them as bytes: node.model_type == b'biophysical' (bionet: 'Unrecognized model_type'), "
+    "node.model_template raises TypeError (bytes.split(':')), node['morphology'] == b'EXC' instead of the "
+    "CSV value BMTK resolved against morphologies_dir; the fix is a BMTK export (issue 11)"))
 def test_bmtk_simulator_node_properties(circuit):
     _, population = _bmtk_nodes(circuit)
     for node in list(population.get_nodes())[:: max(1, circuit.system.num_neurons // 20)]:
