@@ -253,8 +253,9 @@ def _checked(system, backend: str):
 
 @main.command("export")
 @click.argument("circuit")
-@click.option("--to", "fmt", type=click.Choice(["neuroml"]), required=True,
-              help="neuroml: a NeuroML2 network and a LEMS simulation jNeuroML runs.")
+@click.option("--to", "fmt", type=click.Choice(["neuroml", "bmtk"]), required=True,
+              help="neuroml: a NeuroML2 network and a LEMS simulation jNeuroML runs; bmtk: the circuit with "
+                   "node files BMTK's reader takes (node attributes from the types table).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="A new folder.")
 @click.option("--duration", type=float, default=1000.0, show_default=True, callback=_finite(0.0),
               help="Length of the LEMS simulation, ms.")
@@ -265,8 +266,14 @@ def _checked(system, backend: str):
 def export(circuit, fmt, output, duration, dt, scale) -> None:
     """Write a circuit (directory, config file or predefined name) in another tool's format."""
     from .neuroml.export import export_network
+    from .sonata.bmtk import export_bmtk
 
     system = _system(circuit, scale)
+    if fmt == "bmtk":
+        export_bmtk(system, output)
+        click.echo(f"exported {system.name} for BMTK -> {output} (circuit_config.json; BMTK's simulation config, "
+                   f"cell templates and synapse models are not written yet)")
+        return
     lems = export_network(system, output, duration=duration, dt=dt)
     click.echo(f"exported {system.name} as NeuroML2 -> {output}\n  run it: cd {output} && pynml {lems.name} -neuron "
                f"-run (on NEURON 9, first delete the two nrn_random declarations from the noise mods jNeuroML "

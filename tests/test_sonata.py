@@ -397,14 +397,19 @@ def test_bmtk_simulator_network_loads_nodes(circuit):
         assert os.path.isfile(table[type_id]["morphology"])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "not fixed yet: per-node string attributes in /nodes/<pop>/0 (model_type, model_template, morphology, "
-    "pop_name, ...; bluepysnap's validator requires them there) shadow the node types CSV in BMTK, and "
-    "BMTK/h5py 3 read them as bytes: node.model_type == b'biophysical' (bionet: 'Unrecognized model_type'), "
-    "node.model_template raises TypeError (bytes.split(':')), node['morphology'] == b'EXC' instead of the "
-    "CSV value BMTK resolved against morphologies_dir; the fix is a BMTK export (issue 11)"))
-def test_bmtk_simulator_node_properties(circuit):
-    _, population = _bmtk_nodes(circuit)
+def test_bmtk_simulator_node_properties_of_the_bmtk_export(circuit, tmp_path):
+    """livn's nodes carry per-node strings (bluepysnap requires them) that BMTK would read as
+    bytes ahead of its types table; ``livn export --to bmtk`` leaves them to the table, and
+    BMTK's simulator then sees every node's model type, template and morphology file."""
+    from conftest import run_livn
+
+    done = run_livn("export", circuit.directory, "--to", "bmtk", "-o", tmp_path / "bmtk")
+    assert done.returncode == 0, done.stderr[-2000:]
+    exported = Circuit(**{**circuit.__dict__, "directory": tmp_path / "bmtk"})
+    with h5py.File(exported.directory / circuit.nodes_h5.relative_to(circuit.directory), "r") as h5:
+        assert not {"model_type", "model_template", "morphology"} & set(h5[f"nodes/{circuit.node_pop}/0"])
+        assert {"x", "y", "z", "orientation_w"} <= set(h5[f"nodes/{circuit.node_pop}/0"])
+    _, population = _bmtk_nodes(exported)
     for node in list(population.get_nodes())[:: max(1, circuit.system.num_neurons // 20)]:
         pop_name = next(p for p in circuit.system.populations if node.node_id in circuit.system.gids(p))
         assert node.model_type == "biophysical"
@@ -415,6 +420,9 @@ def test_bmtk_simulator_node_properties(circuit):
         except TypeError as err:  # bytes.split(":")
             raise AssertionError(f"BMTK cannot parse model_template {node['model_template']!r}: {err}") from err
         assert directive == "nml" and template.endswith(".cell.nml")
+    again = System(exported.directory)  # livn reads the types table the same way
+    assert again.populations == circuit.system.populations
+    assert again.gids("INH").tolist() == circuit.system.gids("INH").tolist()
 
 
 def test_bmtk_simulator_network_from_config(circuit, stored, monkeypatch):
