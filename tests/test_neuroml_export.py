@@ -64,6 +64,14 @@ def test_export_refuses_an_existing_folder_and_keeps_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no scratch folder left
 
 
+@pytest.mark.parametrize("option, value", [("--duration", "-5"), ("--duration", "nan"), ("--dt", "0"), ("--to", "nest")])
+def test_export_refuses_bad_options_before_writing(option, value, tmp_path):
+    args = {"--to": "neuroml", "--duration": "100", "--dt": "0.025", option: value}
+    done = run_livn("export", "EI1", "-o", tmp_path / "out", *[x for kv in args.items() for x in kv])
+    assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def _jneuroml_rates(system, folder, duration) -> dict:
     jneuroml.run_network_export(f"LEMS_{system.name}.xml", folder)
     data = np.loadtxt(folder / "spikes.dat", ndmin=2)

@@ -81,6 +81,19 @@ def test_an_existing_file_is_never_replaced(stimulated, tmp_path):
     assert mine.read_text() == "not livn's" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_a_naive_start_time_and_a_misshapen_stimulus_are_refused(stimulated, tmp_path):
+    from datetime import datetime
+
+    from livn.nwb import write_nwb
+
+    result, stimulus = stimulated
+    with pytest.raises(ValueError, match="timezone-aware"):
+        result.to_nwb(tmp_path / "a.nwb", session_start_time=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match=r"stimulus must have shape \(samples, 1 channels\)"):
+        write_nwb(tmp_path / "b.nwb", result, result.system, stimulus=np.zeros((10, 3)))
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_result_without_its_system_says_how_to_write_it(tmp_path):
     from livn.result import Result
 
