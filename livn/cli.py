@@ -254,25 +254,25 @@ def _checked(system, backend: str):
 @main.command("export")
 @click.argument("circuit")
 @click.option("--to", "fmt", type=click.Choice(["neuroml", "bmtk"]), required=True,
-              help="neuroml: a NeuroML2 network and a LEMS simulation jNeuroML runs; bmtk: the circuit with "
-                   "node files BMTK's reader takes (node attributes from the types table).")
+              help="neuroml: a NeuroML2 network and a LEMS simulation jNeuroML runs; bmtk: a simulation BMTK's "
+                   "bionet runs (hoc templates, compiled mechanisms, simulation_config.json, run_bmtk.py).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="A new folder.")
 @click.option("--duration", type=float, default=1000.0, show_default=True, callback=_finite(0.0),
-              help="Length of the LEMS simulation, ms.")
+              help="Length of the exported simulation, ms.")
 @click.option("--dt", type=float, default=0.025, show_default=True, callback=_finite(0.0, maximum=1.0),
-              help="Step of the LEMS simulation, ms.")
+              help="Step of the exported simulation, ms.")
 @_SCALE
 @user_errors
 def export(circuit, fmt, output, duration, dt, scale) -> None:
     """Write a circuit (directory, config file or predefined name) in another tool's format."""
     from .neuroml.export import export_network
-    from .sonata.bmtk import export_bmtk
+    from .targets.neuron.bmtk import export_bmtk
 
     system = _system(circuit, scale)
     if fmt == "bmtk":
-        export_bmtk(system, output)
-        click.echo(f"exported {system.name} for BMTK -> {output} (circuit_config.json; BMTK's simulation config, "
-                   f"cell templates and synapse models are not written yet)")
+        export_bmtk(system, output, duration=duration, dt=dt)
+        click.echo(f"exported {system.name} for BMTK's bionet -> {output}\n  run it: cd {output} && python run_bmtk.py "
+                   f"(or mpiexec -n 2 python run_bmtk.py); spikes in output/spikes.h5")
         return
     lems = export_network(system, output, duration=duration, dt=dt)
     click.echo(f"exported {system.name} as NeuroML2 -> {output}\n  run it: cd {output} && pynml {lems.name} -neuron "

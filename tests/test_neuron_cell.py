@@ -317,14 +317,8 @@ def _compare(cell_id, reference, **settings):
     return rows
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("cell_id", ["EXC", "INH"])
-def test_neuron_cvode_matches_brian2_on_current_steps(mechs, brian2_steps, cell_id):
-    rows = _compare(cell_id, brian2_steps(cell_id), method="cvode", atol=1e-7)
-    for amp, nb, nn, diff, _, _ in rows:
-        assert nn == nb, f"{cell_id} {amp} nA: NEURON {nn} spikes, Brian2 {nb}"
-        assert diff is None or diff < 0.5, f"{cell_id} {amp} nA: spike times differ by {diff:.3f} ms"
-    assert sum(nb > 1 for _, nb, *_ in rows) >= 3, "the comparison must cover repetitive firing"
+# NEURON under CVODE against Brian2 is covered through jNeuroML's NEURON export (CVODE) in
+# tests/test_conformance.py: livn's NEURON cells match it, and Brian2 matches it within 1 ms.
 
 
 @pytest.mark.slow

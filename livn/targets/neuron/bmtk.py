@@ -1,0 +1,341 @@
+"""A livn circuit as a BMTK bionet simulation: ``livn export CIRCUIT --to bmtk -o DIR``.
+
+The folder holds what ``bmtk.simulator.bionet`` needs, where it looks for it:
+
+- the circuit, with node files BMTK reads (:func:`livn.sonata.bmtk.copy_circuit`) and the
+  node types table naming ``hoc:<cell>`` templates;
+- ``components/templates/<cell>.hoc``: one hoc template per cell type, written from livn's
+  section tree (the same 3-D points, ``nseg``, Ra, cm, channel densities and reversal
+  potentials, concentration pools), its sections named as BMTK's morphology code expects
+  (``soma``, ``dend``, ``axon``, ``apic``) and listed in ``all`` in livn's section order, so
+  an edge's ``afferent_section_id`` means the same section; each cell starts at its own
+  ``initMembPotential`` (an ``FInitializeHandler``, as livn's NEURON target does);
+- ``components/mechanisms``: livn's generated NMODL (channels, pools, synapses, the OU noise)
+  compiled there by ``nrnivmodl`` in name order, the order livn loads them in (NEURON sums a
+  segment's currents in registration order);
+- ``simulation_config.json``: run (tstop, dt, spike threshold), conditions, spikes out as
+  SONATA (``output/spikes.h5``);
+- ``run_bmtk.py``: BMTK's usual run script plus what BMTK has no built-in for, registered
+  through its public hooks: a synapse model per livn receptor (edge ``model_template``
+  ``AMPA``, ``NMDA`` with its Mg block, ``GABA_A``: livn's point processes, NetCon weight =
+  peak conductance, µS) and, where the circuit has noise, a ``model_processing`` step that
+  adds livn's OU conductances keyed by (seed, gid, stream) as livn's targets key them; it
+  integrates with Crank–Nicolson (``secondorder`` 2) like livn's NEURON target without
+  ``extracellular``, and it runs under ``mpiexec`` with the ``mpich`` wheel.
+
+Nothing in the folder imports livn: a BMTK user runs it with ``python run_bmtk.py``.
+
+Not exported (refused, naming what): virtual (spike-input) populations, cells with different
+spike thresholds (bionet has one ``spike_threshold``), section trees with a type name BMTK
+does not know.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ...neuroml.export import ExportError
+from ...sonata.bmtk import copy_circuit
+from .nmodl import network_mechanisms, nrnivmodl
+
+#: segment group -> the section name BMTK's Morphology maps to an SWC type (soma, axon, dend, apic)
+_SECTION_KINDS = (("soma_group", "soma"), ("axon_group", "axon"), ("apical_dendrite_group", "apic"),
+                  ("apical_group", "apic"))
+
+RUN_SCRIPT = '''"""Run {name} with BMTK's bionet (written by livn's `livn export --to bmtk`).
+
+    python run_bmtk.py [simulation_config.json]
+    mpiexec -n 2 python run_bmtk.py [simulation_config.json]
+
+Spikes: output/spikes.h5 (SONATA). What BMTK has no built-in for is registered below through
+BMTK's own hooks: livn's synapse point processes by receptor name, and livn's OU noise as a
+model_processing step (parameters in livn_bmtk.json).
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+here = Path(__file__).resolve().parent
+settings = json.loads((here / "livn_bmtk.json").read_text())
+
+# under mpiexec, NEURON must initialise MPI before anything else (with the mpich wheel it finds
+# the library only through MPI_LIB_NRN_PATH)
+size = int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
+if size > 1:
+    library = Path(sys.prefix) / "lib" / "libmpi.so.12"
+    if library.exists():
+        os.environ.setdefault("MPI_LIB_NRN_PATH", str(library))
+    from neuron import h
+    h.nrnmpi_init()
+    if int(h.ParallelContext().nhost()) != size:
+        sys.exit(f"mpiexec started {{size}} processes but NEURON sees {{int(h.ParallelContext().nhost())}}: each would "
+                 f"run the whole network alone (is MPI_LIB_NRN_PATH the library of this mpiexec?)")
+
+from neuron import h  # noqa: E402
+from bmtk.simulator import bionet  # noqa: E402
+from bmtk.simulator.bionet.pyfunction_cache import add_cell_processor, add_synapse_model  # noqa: E402
+
+
+def _synapse(mechanism):
+    def make(syn_params, x, section):
+        if isinstance(x, (list, tuple)) or hasattr(x, "__len__"):  # BMTK's placement: lists of x and sections
+            return [getattr(h, mechanism)(xi, sec=si) for xi, si in zip(x, section)]
+        return getattr(h, mechanism)(x, sec=section)
+    return make
+
+
+for receptor, mechanism in settings["synapses"].items():
+    add_synapse_model(_synapse(mechanism), name=receptor)
+
+_noise = []  # the point processes live as long as the run
+
+
+def livn_noise(hobj, node, dynamics_params):
+    gid = settings["population_offsets"][node.population_name] + int(node.node_id)
+    sections = list(hobj.all)
+    for source in settings["noise"]["sources"]:
+        index = settings["noise"]["sections"][str(hobj.hname()).split("[")[0]][source["group"]]
+        pp = getattr(h, settings["noise"]["mechanism"])(sections[index](0.5))
+        pp.g0, pp.sigma, pp.tau, pp.e = source["g0"], source["sigma"], source["tau"], source["erev"]
+        pp.seed, pp.gid, pp.stream = float(settings["seed"]), float(gid), float(source["stream"])
+        _noise.append(pp)
+    return hobj
+
+
+add_cell_processor(livn_noise, name="livn_noise")
+
+conf = bionet.Config.from_json(sys.argv[1] if len(sys.argv) > 1 else str(here / "simulation_config.json"))
+conf.build_env()
+net = bionet.BioNetwork.from_config(conf)
+sim = bionet.BioSimulator.from_config(conf, network=net)
+h.secondorder = settings["secondorder"]
+sim.run()
+bionet.nrn.quit_execution()
+'''
+
+
+def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025) -> Path:
+    """Write ``system`` as a BMTK bionet simulation into the new folder ``directory``.
+
+    Parameters
+    ----------
+    system : livn.system.System
+    directory : path-like
+        Created; must not exist (livn never writes into a folder it did not make).
+    duration, dt : float
+        ``run.tstop`` and ``run.dt`` of the simulation config, ms.
+
+    Returns
+    -------
+    Path
+        ``directory``; run it with ``python run_bmtk.py`` there.
+
+    Raises
+    ------
+    ExportError
+        Listing everything bionet cannot be given from this circuit, before anything is written.
+    """
+    directory = Path(directory)
+    if directory.exists():
+        raise FileExistsError(f"{directory} exists: choose a new folder")
+    model = system.network
+    _check(model)
+    mechs = network_mechanisms(model)
+    cells = {cell.id: cell for cell in model.cells}
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        copy_circuit(system, scratch)
+        templates = scratch / "components" / "templates"
+        templates.mkdir(parents=True)
+        for cell in cells.values():
+            (templates / f"{cell.id}.hoc").write_text(hoc_template(cell, mechs))
+        _write_mechanisms(mechs, scratch / "components" / "mechanisms")
+        _rewrite_node_types(system, scratch, noise=bool(model.noise))
+        config = json.loads((scratch / "circuit_config.json").read_text())
+        config["components"]["templates_dir"] = "$COMPONENTS_DIR/templates"
+        config["components"]["mechanisms_dir"] = "$COMPONENTS_DIR/mechanisms"
+        (scratch / "circuit_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (scratch / "simulation_config.json").write_text(json.dumps(_simulation_config(model, duration, dt), indent=2)
+                                                         + "\n")
+        (scratch / "livn_bmtk.json").write_text(json.dumps(_settings(model, mechs), indent=2) + "\n")
+        (scratch / "run_bmtk.py").write_text(RUN_SCRIPT.format(name=model.name))
+        os.replace(scratch, directory)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return directory
+
+
+def _check(model) -> None:
+    problems = []
+    virtual = [p.name for p in model.populations.values() if p.kind == "virtual"]
+    if virtual:
+        problems.append(f"virtual (spike-input) node populations {', '.join(virtual)}: the BMTK export writes "
+                        f"biophysical networks only so far")
+    thresholds = {cell.id: cell.threshold for cell in model.cells}
+    if len(set(thresholds.values())) > 1:
+        problems.append("the cells' spike thresholds differ ("
+                        + ", ".join(f"{k} {v:g} mV" for k, v in sorted(thresholds.items()))
+                        + "); bionet detects spikes at one run.spike_threshold for every cell")
+    for cell in model.cells:
+        reserved = {"soma", "dend", "axon", "apic", "all"}
+        if cell.id in reserved or not cell.id.isidentifier():
+            problems.append(f"cell {cell.id!r} cannot name a hoc template")
+    if problems:
+        raise ExportError(f"{model.source}: cannot export to BMTK:\n  " + "\n  ".join(problems))
+
+
+def _section_kind(section) -> str:
+    for group, kind in _SECTION_KINDS:
+        if group in section.groups:
+            return kind
+    return "apic" if "apic" in section.name.lower() else "dend"
+
+
+def hoc_template(cell, mechs) -> str:
+    """The hoc template ``cell.id`` that builds ``cell`` as livn's NEURON target does.
+
+    Sections are ``soma[i]``, ``dend[i]``, ``axon[i]``, ``apic[i]`` (by segment group), in
+    ``all`` in livn's section order; channels are the ``mechs`` suffixes with ``gmax`` (S/cm²)
+    and, for ohmic currents, ``e`` (mV); every section starts at ``cell.v_init``.
+    """
+    kinds, index = {}, []
+    for section in cell.sections:
+        kind = _section_kind(section)
+        index.append((kind, kinds.get(kind, 0)))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    names = [f"{kind}[{i}]" for kind, i in index]
+    lines = [f"// {cell.id}: written by livn from {Path(cell.source).name} for BMTK (model_template hoc:{cell.id}).",
+             "// Sections in `all` follow livn's section order (SONATA afferent_section_id).",
+             f"begintemplate {cell.id}",
+             f"public {', '.join(kinds)}, all, v_init_cell, set_v",
+             f"create {', '.join(f'{k}[{n}]' for k, n in kinds.items())}",
+             "objref all, fih, this",
+             "",
+             "proc init() {",
+             "    all = new SectionList()"]
+    for name, section in zip(names, cell.sections):
+        lines.append(f"    {name} {{")
+        lines.append("        pt3dclear()")
+        lines += [f"        pt3dadd({x!r}, {y!r}, {z!r}, {d!r})" for x, y, z, d in section.points]
+        lines.append(f"        nseg = {section.nseg}  Ra = {section.ra!r}  cm = {section.cm!r}")
+        for density in section.densities:
+            suffix = mechs.density(density)
+            lines.append(f"        insert {suffix}  gmax_{suffix} = {density.gmax * 1e-3!r}")
+            if density.erev is not None:
+                lines.append(f"        e_{suffix} = {density.erev!r}")
+        for species in section.species:
+            pool = mechs.pool(species.model.id)
+            lines.append(f"        insert {pool}  initial_{pool} = {species.initial!r}  "
+                         f"initial_ext_{pool} = {species.initial_ext!r}")
+        lines.append("        all.append()")
+        lines.append("    }")
+    for name, section in zip(names, cell.sections):
+        if section.parent >= 0:
+            lines.append(f"    connect {name}(0), {names[section.parent]}({section.parent_x!r})")
+    lines += [f"    v_init_cell = {cell.v_init!r}",
+              '    fih = new FInitializeHandler(0, "set_v()", this)  // before INITIAL blocks, after v = v_init',
+              "}",
+              "",
+              "proc set_v() {",
+              "    forsec all { v = v_init_cell }",
+              "}",
+              "",
+              f"endtemplate {cell.id}",
+              ""]
+    return "\n".join(lines)
+
+
+def _write_mechanisms(mechs, directory: Path) -> None:
+    directory.mkdir(parents=True)
+    files = mechs.files()
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    # named in order: NEURON registers mechanisms in this order, livn's order
+    done = subprocess.run([str(nrnivmodl()), *sorted(files)], cwd=directory, capture_output=True, text=True,
+                          timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"nrnivmodl failed in {directory}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+def _rewrite_node_types(system, folder: Path, noise: bool) -> None:
+    """``model_template`` hoc:<cell id> per node type; ``model_processing`` livn_noise where
+    the population has noise."""
+    model = system.network
+    for name, population in system.circuit.nodes.items():
+        table = population._types_file
+        if table is None:
+            continue
+        path = folder / Path(table).relative_to(system.directory)
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter=" "))
+        fields = list(rows[0]) if rows else []
+        with_noise = noise and name in model.noise_populations
+        if with_noise and "model_processing" not in fields:
+            fields.append("model_processing")
+        pop = model.populations[name]
+        for row in rows:
+            template = row.get("model_template", "")
+            if template.startswith("nml:"):
+                cell = model.cells[_cell_index(pop, row)]
+                row["model_template"] = f"hoc:{cell.id}"
+            if with_noise:
+                row["model_processing"] = "livn_noise"
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields, delimiter=" ")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _cell_index(pop, row) -> int:
+    """The cell of a node type: that of its nodes (every node of a type has one cell)."""
+    import numpy as np
+
+    labels = pop.labels
+    members = np.flatnonzero(labels == row.get("pop_name", pop.name))
+    return int(pop.cell_index[members[0]])
+
+
+def _simulation_config(model, duration: float, dt: float) -> dict:
+    (threshold,) = {cell.threshold for cell in model.cells}
+    conditions = {"v_init": model.cells[0].v_init}  # each template sets its own; BMTK wants one
+    # without a network temperature no kinetics depend on it (the targets refuse otherwise);
+    # BMTK needs a number: NEURON's default, which livn's NEURON target leaves in place
+    conditions["celsius"] = model.temperature if model.temperature is not None else 6.3
+    return {
+        "manifest": {"$BASE_DIR": ".", "$OUTPUT_DIR": "$BASE_DIR/output"},
+        "network": "$BASE_DIR/circuit_config.json",
+        "target_simulator": "NEURON",
+        # dL null: BMTK would otherwise re-segment every section to 20 µm (its default)
+        "run": {"tstop": duration, "dt": dt, "dL": None, "spike_threshold": threshold, "nsteps_block": 5000},
+        "conditions": conditions,
+        "inputs": {},
+        "output": {"log_file": "log.txt", "output_dir": "$OUTPUT_DIR", "spikes_file": "spikes.h5",
+                   "spikes_sort_order": "time", "overwrite_output_dir": True},
+        "reports": {},
+    }
+
+
+def _settings(model, mechs) -> dict:
+    sections = {}
+    for cell in model.cells:
+        sections[cell.id] = {source.group: cell.sections_in(source.group)[0] for source in model.noise
+                             if cell.sections_in(source.group)}
+    return {
+        "seed": model.seed,
+        "secondorder": 2,
+        "synapses": {name: mechs.synapse(name) for name in model.synapse_names},
+        "population_offsets": {p.name: p.offset for p in model.populations.values()},
+        "noise": {"mechanism": mechs.noise.name if mechs.noise else None,
+                  "sources": [{"kind": s.kind, "group": s.group, "g0": s.g0, "sigma": s.sigma, "tau": s.tau,
+                               "erev": s.erev, "stream": s.stream} for s in model.noise],
+                  "sections": sections},
+    }

@@ -1,0 +1,121 @@
+"""livn export --to bmtk: BMTK's bionet runs the exported folder as it is (its own run loop,
+cell loader, synapse placement and spike output) and gives the spikes of livn's NEURON target.
+
+Both integrate the same mechanisms in the same order with the same OU noise streams (keyed by
+seed, gid, stream), so the comparison is spike for spike, noise included: same gids, times
+within one step (dt 0.025 ms).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from bmtk_circuit import make_bmtk_circuit
+from conftest import run_livn
+
+BIN = Path(sys.executable).parent
+DT = 0.025
+
+
+def _spikes(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(gids, times ms) of a SONATA spike file, sorted by time then gid."""
+    with h5py.File(path, "r") as h5:
+        (population,) = list(h5["spikes"])
+        gids = h5[f"spikes/{population}/node_ids"][:].astype(np.int64)
+        times = h5[f"spikes/{population}/timestamps"][:].astype(float)
+    order = np.lexsort((gids, times))
+    return gids[order], times[order]
+
+
+def _bionet(folder: Path, ranks: int = 1) -> subprocess.CompletedProcess:
+    command = [sys.executable, "run_bmtk.py"]
+    if ranks > 1:
+        command = [str(BIN / "mpiexec"), "-n", str(ranks)] + command
+    env = {k: v for k, v in os.environ.items() if k != "MPI_LIB_NRN_PATH"}  # the run script sets it
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900, env=env)
+
+
+def _assert_same_spikes(ours, theirs) -> None:
+    (g1, t1), (g2, t2) = ours, theirs
+    assert len(g1) == len(g2), f"livn {len(g1)} spikes, bionet {len(g2)}"
+    np.testing.assert_array_equal(g1, g2)
+    assert np.abs(t1 - t2).max() <= DT
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """EI2 exported for 500 ms, and livn's NEURON target's spikes of the same 500 ms."""
+    folder = tmp_path_factory.mktemp("bmtk")
+    done = run_livn("export", "EI2", "--to", "bmtk", "-o", folder / "EI2", "--duration", "500")
+    assert done.returncode == 0, done.stderr[-2000:]
+    ran = run_livn("run", "EI2", "--backend", "neuron", "--duration", "500", "-o", folder / "livn")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    return folder / "EI2", _spikes(folder / "livn" / "spikes.h5")
+
+
+@pytest.mark.slow
+def test_bionet_runs_the_export_with_livns_spikes(exported):
+    folder, ours = exported
+    done = _bionet(folder)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    theirs = _spikes(folder / "output" / "spikes.h5")
+    assert len(theirs[0]) > 100 and len(np.unique(theirs[0])) > 20  # a network that fires, not a silent one
+    _assert_same_spikes(ours, theirs)
+
+
+@pytest.mark.mpi
+def test_bionet_on_two_ranks_gives_the_same_spikes(tmp_path):
+    folder = tmp_path / "EI1"
+    done = run_livn("export", "EI1", "--to", "bmtk", "-o", folder, "--duration", "300")
+    assert done.returncode == 0, done.stderr[-2000:]
+    ran = run_livn("run", "EI1", "--backend", "neuron", "--duration", "300", "-o", tmp_path / "livn")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    bionet = _bionet(folder, ranks=2)
+    assert bionet.returncode == 0, (bionet.stdout + bionet.stderr)[-3000:]
+    ours = _spikes(tmp_path / "livn" / "spikes.h5")
+    assert len(ours[0]) > 10
+    _assert_same_spikes(ours, _spikes(folder / "output" / "spikes.h5"))
+
+
+def test_the_export_is_what_bionet_looks_for(exported):
+    """Templates and compiled mechanisms where the config points, hoc: templates per node type,
+    each receptor a synapse model, one spike threshold, sections left as livn made them (dL null)."""
+    folder, _ = exported
+    circuit = json.loads((folder / "circuit_config.json").read_text())
+    assert circuit["components"]["templates_dir"] == "$COMPONENTS_DIR/templates"
+    assert sorted(p.name for p in (folder / "components" / "templates").iterdir()) == ["EXC.hoc", "INH.hoc"]
+    assert list((folder / "components" / "mechanisms").glob("*/libnrnmech.so")) or \
+        list((folder / "components" / "mechanisms").glob("*/.libs/libnrnmech.so"))
+    types = (folder / "network" / "EI2_node_types.csv").read_text().splitlines()
+    assert "hoc:EXC" in types[1] and "hoc:INH" in types[2] and types[0].endswith("model_processing")
+    config = json.loads((folder / "simulation_config.json").read_text())
+    assert config["run"]["dL"] is None and config["run"]["spike_threshold"] == 0.0
+    settings = json.loads((folder / "livn_bmtk.json").read_text())
+    assert set(settings["synapses"]) == {"AMPA", "NMDA", "GABA_A"}
+    assert "import livn" not in (folder / "run_bmtk.py").read_text()
+
+
+def test_export_refuses_spike_input_populations_before_writing(tmp_path):
+    circuit = make_bmtk_circuit(tmp_path / "foreign", seed=1)
+    done = run_livn("export", circuit, "--to", "bmtk", "-o", tmp_path / "out")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "virtual" in done.stderr and "inputs" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign"]  # no scratch folder left
+
+
+def test_export_refuses_an_existing_folder_and_keeps_it(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    done = run_livn("export", "EI1", "--to", "bmtk", "-o", mine)
+    assert done.returncode == 1 and "exists" in done.stderr and "Traceback" not in done.stderr
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
