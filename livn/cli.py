@@ -261,16 +261,20 @@ def _checked(system, backend: str):
               help="Length of the exported simulation, ms.")
 @click.option("--dt", type=float, default=0.025, show_default=True, callback=_finite(0.0, maximum=1.0),
               help="Step of the exported simulation, ms.")
+@click.option("--ecp", is_flag=True, help="bmtk: also record the MEA's recording electrodes with BMTK's "
+                                           "extracellular module (output/ecp.h5).")
 @_SCALE
 @user_errors
-def export(circuit, fmt, output, duration, dt, scale) -> None:
+def export(circuit, fmt, output, duration, dt, ecp, scale) -> None:
     """Write a circuit (directory, config file or predefined name) in another tool's format."""
     from .neuroml.export import export_network
     from .targets.neuron.bmtk import export_bmtk
 
+    if ecp and fmt != "bmtk":
+        raise click.UsageError("--ecp is an option of --to bmtk")
     system = _system(circuit, scale)
     if fmt == "bmtk":
-        export_bmtk(system, output, duration=duration, dt=dt)
+        export_bmtk(system, output, duration=duration, dt=dt, ecp=ecp)
         click.echo(f"exported {system.name} for BMTK's bionet -> {output}\n  run it: cd {output} && python run_bmtk.py "
                    f"(or mpiexec -n 2 python run_bmtk.py); spikes in output/spikes.h5")
         return

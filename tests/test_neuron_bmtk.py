@@ -1,5 +1,6 @@
 """livn export --to bmtk: BMTK's bionet runs the exported folder as it is (its own run loop,
-cell loader, synapse placement and spike output) and gives the spikes of livn's NEURON target.
+cell loader, synapse placement and spike output) and gives the spikes of livn's NEURON target;
+its extracellular module records livn's recording electrodes with livn's MEA signal.
 
 Both integrate the same mechanisms in the same order with the same OU noise streams (keyed by
 seed, gid, stream), so the comparison is spike for spike, noise included: same gids, times
@@ -50,25 +51,62 @@ def _assert_same_spikes(ours, theirs) -> None:
     assert np.abs(t1 - t2).max() <= DT
 
 
+DURATION = 300.0
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """EI2 exported for 500 ms, and livn's NEURON target's spikes of the same 500 ms."""
-    folder = tmp_path_factory.mktemp("bmtk")
-    done = run_livn("export", "EI2", "--to", "bmtk", "-o", folder / "EI2", "--duration", "500")
+    """EI2 exported for 300 ms with BMTK's extracellular report (--ecp)."""
+    folder = tmp_path_factory.mktemp("bmtk") / "EI2"
+    done = run_livn("export", "EI2", "--to", "bmtk", "-o", folder, "--duration", DURATION, "--ecp")
     assert done.returncode == 0, done.stderr[-2000:]
-    ran = run_livn("run", "EI2", "--backend", "neuron", "--duration", "500", "-o", folder / "livn")
-    assert ran.returncode == 0, ran.stderr[-2000:]
-    return folder / "EI2", _spikes(folder / "livn" / "spikes.h5")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bionet(exported):
+    """bionet's run of the export: (spikes, ECP µV (samples, channels))."""
+    done = _bionet(exported)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    with h5py.File(exported / "output" / "ecp.h5", "r") as h5:
+        ecp = h5["ecp/data"][:] * 1e3  # mV -> µV
+    return _spikes(exported / "output" / "spikes.h5"), ecp
+
+
+@pytest.fixture(scope="module")
+def livn_run():
+    """livn's NEURON target, as the Env gives it: spikes and the MEA channel potentials (µV)."""
+    from livn import make
+
+    env = make("EI2", backend="neuron")
+    try:
+        env.record_spikes()
+        env.record_membrane_current()
+        result = env.run(DURATION)
+    finally:
+        env.close()
+    order = np.lexsort((result.it, result.t))
+    return (np.asarray(result.it)[order], np.asarray(result.t)[order]), np.asarray(result.mp).T
 
 
 @pytest.mark.slow
-def test_bionet_runs_the_export_with_livns_spikes(exported):
-    folder, ours = exported
-    done = _bionet(folder)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    theirs = _spikes(folder / "output" / "spikes.h5")
-    assert len(theirs[0]) > 100 and len(np.unique(theirs[0])) > 20  # a network that fires, not a silent one
+def test_bionet_runs_the_export_with_livns_spikes(bionet, livn_run):
+    theirs, ours = bionet[0], livn_run[0]
+    assert len(theirs[0]) > 50 and len(np.unique(theirs[0])) > 20  # a network that fires, not a silent one
     _assert_same_spikes(ours, theirs)
+
+
+@pytest.mark.slow
+def test_bmtk_extracellular_recording_agrees_with_livns_mea_signal(bionet, livn_run):
+    """Same membrane currents, two field models: BMTK a line source per segment at 0.3 S/m,
+    livn a point source per compartment at the circuit's 3.5 Ω·m (0.286 S/m). Measured on EI2:
+    correlation 0.95-0.996 per channel, BMTK's RMS 0.84-0.93 of livn's."""
+    theirs, ours = bionet[1], livn_run[1]
+    assert theirs.shape == ours.shape == (round(DURATION / DT), 16)
+    for channel in range(theirs.shape[1]):
+        a, b = ours[:, channel], theirs[:, channel]
+        assert np.corrcoef(a, b)[0, 1] > 0.9, f"channel {channel}"
+        assert 0.75 < b.std() / a.std() < 1.05, f"channel {channel}: RMS {b.std():.3f} vs {a.std():.3f} µV"
 
 
 @pytest.mark.mpi
@@ -88,7 +126,7 @@ def test_bionet_on_two_ranks_gives_the_same_spikes(tmp_path):
 def test_the_export_is_what_bionet_looks_for(exported):
     """Templates and compiled mechanisms where the config points, hoc: templates per node type,
     each receptor a synapse model, one spike threshold, sections left as livn made them (dL null)."""
-    folder, _ = exported
+    folder = exported
     circuit = json.loads((folder / "circuit_config.json").read_text())
     assert circuit["components"]["templates_dir"] == "$COMPONENTS_DIR/templates"
     assert sorted(p.name for p in (folder / "components" / "templates").iterdir()) == ["EXC.hoc", "INH.hoc"]
@@ -98,6 +136,7 @@ def test_the_export_is_what_bionet_looks_for(exported):
     assert "hoc:EXC" in types[1] and "hoc:INH" in types[2] and types[0].endswith("model_processing")
     config = json.loads((folder / "simulation_config.json").read_text())
     assert config["run"]["dL"] is None and config["run"]["spike_threshold"] == 0.0
+    assert config["reports"]["ecp"]["electrode_positions"] == "$BASE_DIR/mea/recording_electrodes.csv"
     settings = json.loads((folder / "livn_bmtk.json").read_text())
     assert set(settings["synapses"]) == {"AMPA", "NMDA", "GABA_A"}
     assert "import livn" not in (folder / "run_bmtk.py").read_text()
@@ -110,6 +149,11 @@ def test_export_refuses_spike_input_populations_before_writing(tmp_path):
     assert "virtual" in done.stderr and "inputs" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign"]  # no scratch folder left
+
+
+def test_ecp_is_an_option_of_the_bmtk_export_only(tmp_path):
+    done = run_livn("export", "EI1", "--to", "neuroml", "--ecp", "-o", tmp_path / "out")
+    assert done.returncode == 2 and "--ecp" in done.stderr and not list(tmp_path.iterdir())
 
 
 def test_export_refuses_an_existing_folder_and_keeps_it(tmp_path):

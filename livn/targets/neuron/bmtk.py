@@ -121,7 +121,7 @@ bionet.nrn.quit_execution()
 '''
 
 
-def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025) -> Path:
+def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025, ecp: bool = False) -> Path:
     """Write ``system`` as a BMTK bionet simulation into the new folder ``directory``.
 
     Parameters
@@ -131,6 +131,11 @@ def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025) 
         Created; must not exist (livn never writes into a folder it did not make).
     duration, dt : float
         ``run.tstop`` and ``run.dt`` of the simulation config, ms.
+    ecp : bool
+        Also record the extracellular potential at livn's recording electrodes
+        (``mea/recording_electrodes.csv``) with BMTK's ``extracellular`` module: a line source
+        per segment in a medium of 0.3 S/m (BMTK's fixed value; livn's MEA uses a point source
+        per compartment and the circuit's resistivity), every step, in ``output/ecp.h5`` (mV).
 
     Returns
     -------
@@ -147,6 +152,7 @@ def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025) 
         raise FileExistsError(f"{directory} exists: choose a new folder")
     model = system.network
     _check(model)
+    report = _ecp_report(system) if ecp else None
     mechs = network_mechanisms(model)
     cells = {cell.id: cell for cell in model.cells}
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +169,10 @@ def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025) 
         config["components"]["templates_dir"] = "$COMPONENTS_DIR/templates"
         config["components"]["mechanisms_dir"] = "$COMPONENTS_DIR/mechanisms"
         (scratch / "circuit_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        (scratch / "simulation_config.json").write_text(json.dumps(_simulation_config(model, duration, dt), indent=2)
-                                                         + "\n")
+        config = _simulation_config(model, duration, dt)
+        if report:
+            config["reports"]["ecp"] = report
+        (scratch / "simulation_config.json").write_text(json.dumps(config, indent=2) + "\n")
         (scratch / "livn_bmtk.json").write_text(json.dumps(_settings(model, mechs), indent=2) + "\n")
         (scratch / "run_bmtk.py").write_text(RUN_SCRIPT.format(name=model.name))
         os.replace(scratch, directory)
@@ -322,6 +330,23 @@ def _simulation_config(model, duration: float, dt: float) -> dict:
                    "spikes_sort_order": "time", "overwrite_output_dir": True},
         "reports": {},
     }
+
+
+def _ecp_report(system) -> dict:
+    electrodes = system.livn.get("recording_electrodes")
+    if not electrodes:
+        raise ExportError(f"{system.config_path}: --ecp needs recording electrodes (livn block "
+                          f"recording_electrodes); this circuit has none")
+    populations = list(system.circuit.nodes)
+    electrodes = Path(electrodes)
+    if electrodes.is_absolute():  # resolved into the source circuit: point at the export's copy
+        if not electrodes.is_relative_to(system.directory):
+            raise ExportError(f"{system.config_path}: the recording electrodes {electrodes} lie outside the circuit "
+                              f"folder, which is what the export copies")
+        electrodes = electrodes.relative_to(system.directory)
+    electrodes = f"$BASE_DIR/{electrodes.as_posix()}"
+    return {"module": "extracellular", "variable_name": "v", "file_name": "ecp.h5", "electrode_channels": "all",
+            "electrode_positions": electrodes, "cells": {"population": populations[0] if len(populations) == 1 else populations}}
 
 
 def _settings(model, mechs) -> dict:
