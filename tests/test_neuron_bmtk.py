@@ -142,11 +142,53 @@ def test_the_export_is_what_bionet_looks_for(exported):
     assert "import livn" not in (folder / "run_bmtk.py").read_text()
 
 
-def test_export_refuses_spike_input_populations_before_writing(tmp_path):
+LAYERED = Path(__file__).parent / "data" / "ca1_layers" / "CA1_layers.yaml"
+LAYERED_CELLS = [0, 5, 200, 320, 346]  # PYR (multi-section CA1 morphology) and stand-in interneurons
+
+
+@pytest.mark.slow
+def test_bionet_integrates_a_layered_circuit_with_spike_inputs_as_livn_does(tmp_path):
+    """CA1_layers at scale 0.001: stand-in cells on CA1 morphologies (69 compartments), 495
+    virtual nodes replaying their spike trains, AMPA, NMDA and GABA_A on dendritic sites
+    (1.3e5 edges). bionet's somatic potentials equal those of livn's NEURON target (the
+    network is sub-threshold for 50 ms: potentials, not spikes, are the comparison)."""
+    built = run_livn("build", LAYERED, "--scale", "0.001", "-o", tmp_path / "circuit")
+    assert built.returncode == 0, built.stderr[-2000:]
+    folder = tmp_path / "bmtk"
+    done = run_livn("export", tmp_path / "circuit", "--to", "bmtk", "-o", folder, "--duration", "50")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (folder / "inputs" / "CA1_layers_inputs_spikes.h5").is_file()
+    config = json.loads((folder / "simulation_config.json").read_text())
+    assert set(config["inputs"]) == {"CA1_layers_inputs_spikes"}
+    config["reports"]["soma_v"] = {"module": "membrane_report", "variable_name": "v", "sections": "soma",
+                                   "cells": {"population": "CA1_layers", "node_id": LAYERED_CELLS},
+                                   "file_name": "soma_v.h5"}
+    (folder / "simulation_config.json").write_text(json.dumps(config))
+    bionet = _bionet(folder)
+    assert bionet.returncode == 0, (bionet.stdout + bionet.stderr)[-3000:]
+    ran = run_livn("run", tmp_path / "circuit", "--backend", "neuron", "--duration", "50", "-o", tmp_path / "livn",
+                   "--voltage", ",".join(map(str, LAYERED_CELLS)))
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    with h5py.File(folder / "output" / "soma_v.h5", "r") as theirs, h5py.File(tmp_path / "livn" / "voltage.h5") as ours:
+        theirs, ours = theirs["report/CA1_layers"], ours["report/CA1_layers"]
+        # bionet samples after each step (t = dt, 2 dt, ...), livn every 0.1 ms from t = 0
+        every = round(0.1 / DT)
+        ids, pointers = list(ours["mapping/node_ids"][:]), ours["mapping/index_pointers"][:]
+        for column, node in enumerate(theirs["mapping/node_ids"][:].tolist()):
+            mine = ours["data"][1:, pointers[ids.index(node)]]  # compartment 0: the soma
+            bionets = theirs["data"][every - 1::every, column][:len(mine)]
+            assert len(mine) == len(bionets) == round(50 / 0.1) - 1
+            np.testing.assert_allclose(bionets, mine, atol=1e-4, err_msg=f"node {node}")  # livn stores float32
+        assert ours["data"][:, 0].max() - ours["data"][:, 0].min() > 2, "the inputs must move the PYR soma"
+
+
+def test_export_refuses_edges_without_livns_synapse_sites_before_writing(tmp_path):
+    """A BMTK-built circuit places synapses by target_sections/distance_range: bionet would draw
+    its own sites there, so the export refuses rather than give a different network."""
     circuit = make_bmtk_circuit(tmp_path / "foreign", seed=1)
     done = run_livn("export", circuit, "--to", "bmtk", "-o", tmp_path / "out")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "virtual" in done.stderr and "inputs" in done.stderr and "Traceback" not in done.stderr
+    assert "afferent_section_id" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign"]  # no scratch folder left
 

@@ -25,9 +25,13 @@ The folder holds what ``bmtk.simulator.bionet`` needs, where it looks for it:
 
 Nothing in the folder imports livn: a BMTK user runs it with ``python run_bmtk.py``.
 
-Not exported (refused, naming what): virtual (spike-input) populations, cells with different
-spike thresholds (bionet has one ``spike_threshold``), section trees with a type name BMTK
-does not know.
+Virtual (spike-input) populations get their spike trains as SONATA input files
+(``inputs/<population>_spikes.h5``, times on the step grid as livn delivers them); each cell
+gets its own spike threshold (``ParallelContext.threshold`` after bionet built the network;
+bionet itself has one ``spike_threshold``).
+
+Edges must carry ``afferent_section_id``/``afferent_section_pos`` (livn's circuits do): for
+edges placed by ``target_sections``/``distance_range`` bionet would draw its own sites.
 """
 
 from __future__ import annotations
@@ -35,14 +39,20 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ...neuroml.export import ExportError
 from ...sonata.bmtk import copy_circuit
 from .nmodl import network_mechanisms, nrnivmodl
+
+#: names a hoc template cannot take (its own sections, hoc and NEURON words BMTK's run needs)
+_RESERVED = {"soma", "dend", "axon", "apic", "all", "Biophys1", "IntFire1", "Exp2Syn", "VecStim", "NetCon", "Vector"}
 
 #: segment group -> the section name BMTK's Morphology maps to an SWC type (soma, axon, dend, apic)
 _SECTION_KINDS = (("soma_group", "soma"), ("axon_group", "axon"), ("apical_dendrite_group", "apic"),
@@ -115,6 +125,11 @@ conf = bionet.Config.from_json(sys.argv[1] if len(sys.argv) > 1 else str(here / 
 conf.build_env()
 net = bionet.BioNetwork.from_config(conf)
 sim = bionet.BioSimulator.from_config(conf, network=net)
+pc = h.ParallelContext()
+for gid, cell in net.get_local_cells().items():  # each cell's own spike threshold (bionet has one)
+    template = str(cell.hobj.hname()).split("[")[0]
+    if template in settings["thresholds"]:
+        pc.threshold(gid, settings["thresholds"][template])
 h.secondorder = settings["secondorder"]
 sim.run()
 bionet.nrn.quit_execution()
@@ -154,26 +169,29 @@ def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025, 
     _check(model)
     report = _ecp_report(system) if ecp else None
     mechs = network_mechanisms(model)
-    cells = {cell.id: cell for cell in model.cells}
+    names = template_names(system)
     directory.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         copy_circuit(system, scratch)
         templates = scratch / "components" / "templates"
         templates.mkdir(parents=True)
-        for cell in cells.values():
-            (templates / f"{cell.id}.hoc").write_text(hoc_template(cell, mechs))
-        _write_mechanisms(mechs, scratch / "components" / "mechanisms")
-        _rewrite_node_types(system, scratch, noise=bool(model.noise))
+        for index, name in names.items():
+            (templates / f"{name}.hoc").write_text(hoc_template(model.cells[index], mechs, name))
+        _write_mechanisms(mechs, scratch / "components" / "mechanisms",
+                          vecstim=any(p.kind == "virtual" for p in model.populations.values()))
+        _rewrite_node_types(system, scratch, names, noise=bool(model.noise))
         config = json.loads((scratch / "circuit_config.json").read_text())
         config["components"]["templates_dir"] = "$COMPONENTS_DIR/templates"
         config["components"]["mechanisms_dir"] = "$COMPONENTS_DIR/mechanisms"
         (scratch / "circuit_config.json").write_text(json.dumps(config, indent=2) + "\n")
         config = _simulation_config(model, duration, dt)
+        config["inputs"] = _write_inputs(model, scratch, dt)
+        _add_population_node_sets(system, scratch)
         if report:
             config["reports"]["ecp"] = report
         (scratch / "simulation_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        (scratch / "livn_bmtk.json").write_text(json.dumps(_settings(model, mechs), indent=2) + "\n")
+        (scratch / "livn_bmtk.json").write_text(json.dumps(_settings(model, mechs, names), indent=2) + "\n")
         (scratch / "run_bmtk.py").write_text(RUN_SCRIPT.format(name=model.name))
         os.replace(scratch, directory)
     except BaseException:
@@ -184,19 +202,13 @@ def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025, 
 
 def _check(model) -> None:
     problems = []
-    virtual = [p.name for p in model.populations.values() if p.kind == "virtual"]
-    if virtual:
-        problems.append(f"virtual (spike-input) node populations {', '.join(virtual)}: the BMTK export writes "
-                        f"biophysical networks only so far")
-    thresholds = {cell.id: cell.threshold for cell in model.cells}
-    if len(set(thresholds.values())) > 1:
-        problems.append("the cells' spike thresholds differ ("
-                        + ", ".join(f"{k} {v:g} mV" for k, v in sorted(thresholds.items()))
-                        + "); bionet detects spikes at one run.spike_threshold for every cell")
     for cell in model.cells:
-        reserved = {"soma", "dend", "axon", "apic", "all"}
-        if cell.id in reserved or not cell.id.isidentifier():
+        if not cell.id.isidentifier():
             problems.append(f"cell {cell.id!r} cannot name a hoc template")
+    for name, edges in model.circuit.edges.items():
+        if edges.size and "afferent_section_id" not in edges.attribute_names:
+            problems.append(f"edge population {name} has no afferent_section_id: bionet would place its synapses "
+                            f"by its own random draw, not where livn places them")
     if problems:
         raise ExportError(f"{model.source}: cannot export to BMTK:\n  " + "\n  ".join(problems))
 
@@ -208,30 +220,56 @@ def _section_kind(section) -> str:
     return "apic" if "apic" in section.name.lower() else "dend"
 
 
-def hoc_template(cell, mechs) -> str:
-    """The hoc template ``cell.id`` that builds ``cell`` as livn's NEURON target does.
+def template_names(system) -> dict[int, str]:
+    """Index in ``system.network.cells`` -> hoc template name: the cell id, or, where one cell
+    comes with several morphologies, the cell id and the morphology of its first node type."""
+    model = system.network
+    ids = [cell.id for cell in model.cells]
+    names = {}
+    for name, population in system.circuit.nodes.items():
+        pop = model.populations[name]
+        if pop.kind != "biophysical":
+            continue
+        for type_id, row in population.types.items():
+            index = _cell_index(population, pop, type_id)
+            if index < 0 or index in names:
+                continue
+            base = ids[index]
+            if ids.count(base) > 1:
+                base += "_" + re.sub(r"\W", "_", Path(str(row.get("morphology") or index)).stem)
+            candidate, k = base, 1
+            while candidate in names.values() or candidate in _RESERVED:
+                candidate, k = f"{base}_{k}", k + 1
+            names[index] = candidate
+    return names
+
+
+def hoc_template(cell, mechs, name: str | None = None) -> str:
+    """The hoc template ``name`` (default ``cell.id``) that builds ``cell`` as livn's NEURON
+    target does.
 
     Sections are ``soma[i]``, ``dend[i]``, ``axon[i]``, ``apic[i]`` (by segment group), in
     ``all`` in livn's section order; channels are the ``mechs`` suffixes with ``gmax`` (S/cm²)
     and, for ohmic currents, ``e`` (mV); every section starts at ``cell.v_init``.
     """
+    name = name or cell.id
     kinds, index = {}, []
     for section in cell.sections:
         kind = _section_kind(section)
         index.append((kind, kinds.get(kind, 0)))
         kinds[kind] = kinds.get(kind, 0) + 1
-    names = [f"{kind}[{i}]" for kind, i in index]
-    lines = [f"// {cell.id}: written by livn from {Path(cell.source).name} for BMTK (model_template hoc:{cell.id}).",
+    hoc_names = [f"{kind}[{i}]" for kind, i in index]
+    lines = [f"// {name}: written by livn from {Path(cell.source).name} for BMTK (model_template hoc:{name}).",
              "// Sections in `all` follow livn's section order (SONATA afferent_section_id).",
-             f"begintemplate {cell.id}",
+             f"begintemplate {name}",
              f"public {', '.join(kinds)}, all, v_init_cell, set_v",
              f"create {', '.join(f'{k}[{n}]' for k, n in kinds.items())}",
              "objref all, fih, this",
              "",
              "proc init() {",
              "    all = new SectionList()"]
-    for name, section in zip(names, cell.sections):
-        lines.append(f"    {name} {{")
+    for hoc_name, section in zip(hoc_names, cell.sections):
+        lines.append(f"    {hoc_name} {{")
         lines.append("        pt3dclear()")
         lines += [f"        pt3dadd({x!r}, {y!r}, {z!r}, {d!r})" for x, y, z, d in section.points]
         lines.append(f"        nseg = {section.nseg}  Ra = {section.ra!r}  cm = {section.cm!r}")
@@ -246,9 +284,9 @@ def hoc_template(cell, mechs) -> str:
                          f"initial_ext_{pool} = {species.initial_ext!r}")
         lines.append("        all.append()")
         lines.append("    }")
-    for name, section in zip(names, cell.sections):
+    for hoc_name, section in zip(hoc_names, cell.sections):
         if section.parent >= 0:
-            lines.append(f"    connect {name}(0), {names[section.parent]}({section.parent_x!r})")
+            lines.append(f"    connect {hoc_name}(0), {hoc_names[section.parent]}({section.parent_x!r})")
     lines += [f"    v_init_cell = {cell.v_init!r}",
               '    fih = new FInitializeHandler(0, "set_v()", this)  // before INITIAL blocks, after v = v_init',
               "}",
@@ -257,14 +295,19 @@ def hoc_template(cell, mechs) -> str:
               "    forsec all { v = v_init_cell }",
               "}",
               "",
-              f"endtemplate {cell.id}",
+              f"endtemplate {name}",
               ""]
     return "\n".join(lines)
 
 
-def _write_mechanisms(mechs, directory: Path) -> None:
+def _write_mechanisms(mechs, directory: Path, vecstim: bool) -> None:
     directory.mkdir(parents=True)
     files = mechs.files()
+    if vecstim:  # bionet replays virtual nodes with VecStim, from the mechanisms BMTK ships for its own setups
+        from importlib.resources import files as package_files
+
+        source = package_files("bmtk") / "utils" / "scripts" / "bionet" / "mechanisms" / "modfiles" / "vecevent.mod"
+        files = {**files, "vecevent.mod": source.read_text()}
     for name, text in files.items():
         (directory / name).write_text(text)
     # named in order: NEURON registers mechanisms in this order, livn's order
@@ -274,7 +317,7 @@ def _write_mechanisms(mechs, directory: Path) -> None:
         raise RuntimeError(f"nrnivmodl failed in {directory}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
-def _rewrite_node_types(system, folder: Path, noise: bool) -> None:
+def _rewrite_node_types(system, folder: Path, names: dict, noise: bool) -> None:
     """``model_template`` hoc:<cell id> per node type; ``model_processing`` livn_noise where
     the population has noise."""
     model = system.network
@@ -293,8 +336,9 @@ def _rewrite_node_types(system, folder: Path, noise: bool) -> None:
         for row in rows:
             template = row.get("model_template", "")
             if template.startswith("nml:"):
-                cell = model.cells[_cell_index(pop, row)]
-                row["model_template"] = f"hoc:{cell.id}"
+                index = _cell_index(population, pop, row["node_type_id"])
+                if index >= 0:
+                    row["model_template"] = f"hoc:{names[index]}"
             if with_noise:
                 row["model_processing"] = "livn_noise"
         with open(path, "w", newline="") as handle:
@@ -303,17 +347,50 @@ def _rewrite_node_types(system, folder: Path, noise: bool) -> None:
             writer.writerows(rows)
 
 
-def _cell_index(pop, row) -> int:
-    """The cell of a node type: that of its nodes (every node of a type has one cell)."""
-    import numpy as np
+def _cell_index(population, pop, type_id) -> int:
+    """The cell of node type ``type_id`` (that of its first node; every node of a type has
+    one model template and morphology), or -1 if no node has that type."""
+    members = np.flatnonzero(population.node_type_id == int(type_id))
+    return int(pop.cell_index[members[0]]) if len(members) else -1
 
-    labels = pop.labels
-    members = np.flatnonzero(labels == row.get("pop_name", pop.name))
-    return int(pop.cell_index[members[0]])
+
+def _write_inputs(model, folder: Path, dt: float) -> dict:
+    """The spike trains of the virtual populations as SONATA spike files (``inputs/``), on the
+    step grid as livn's targets deliver them, and their simulation-config entries."""
+    from ...sonata.reports import write_spike_report
+
+    inputs, trains = {}, model.spike_inputs
+    for pop in model.populations.values():
+        if pop.kind != "virtual":
+            continue
+        ids = [g - pop.offset for g in pop.gids.tolist() if g in trains]
+        times = [np.round(trains[pop.offset + i] / dt) * dt for i in ids]
+        if not ids:
+            continue
+        node_ids = np.concatenate([np.full(len(t), i) for i, t in zip(ids, times)])
+        write_spike_report(folder / "inputs" / f"{pop.name}_spikes.h5", {pop.name: (node_ids, np.concatenate(times))})
+        inputs[f"{pop.name}_spikes"] = {"input_type": "spikes", "module": "sonata",
+                                        "input_file": f"$BASE_DIR/inputs/{pop.name}_spikes.h5", "node_set": pop.name}
+    return inputs
+
+
+def _add_population_node_sets(system, folder: Path) -> None:
+    """A node set named after each node population (the inputs name theirs), if missing."""
+    config_path = folder / "circuit_config.json"
+    config = json.loads(config_path.read_text())
+    path = folder / "node_sets.json"
+    sets = json.loads(path.read_text()) if path.is_file() else {}
+    for name in system.circuit.nodes:
+        sets.setdefault(name, {"population": name})
+    path.write_text(json.dumps(sets, indent=2) + "\n")
+    if "node_sets_file" not in config:
+        config["node_sets_file"] = "$BASE_DIR/node_sets.json"
+        config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def _simulation_config(model, duration: float, dt: float) -> dict:
-    (threshold,) = {cell.threshold for cell in model.cells}
+    # bionet detects spikes at one threshold; run_bmtk.py sets each cell's own (pc.threshold)
+    threshold = model.cells[0].threshold
     conditions = {"v_init": model.cells[0].v_init}  # each template sets its own; BMTK wants one
     # without a network temperature no kinetics depend on it (the targets refuse otherwise);
     # BMTK needs a number: NEURON's default, which livn's NEURON target leaves in place
@@ -349,16 +426,18 @@ def _ecp_report(system) -> dict:
             "electrode_positions": electrodes, "cells": {"population": populations[0] if len(populations) == 1 else populations}}
 
 
-def _settings(model, mechs) -> dict:
+def _settings(model, mechs, names: dict) -> dict:
     sections = {}
-    for cell in model.cells:
-        sections[cell.id] = {source.group: cell.sections_in(source.group)[0] for source in model.noise
+    for index, name in names.items():
+        cell = model.cells[index]
+        sections[name] = {source.group: cell.sections_in(source.group)[0] for source in model.noise
                              if cell.sections_in(source.group)}
     return {
         "seed": model.seed,
         "secondorder": 2,
         "synapses": {name: mechs.synapse(name) for name in model.synapse_names},
         "population_offsets": {p.name: p.offset for p in model.populations.values()},
+        "thresholds": {name: model.cells[index].threshold for index, name in names.items()},
         "noise": {"mechanism": mechs.noise.name if mechs.noise else None,
                   "sources": [{"kind": s.kind, "group": s.group, "g0": s.g0, "sigma": s.sigma, "tau": s.tau,
                                "erev": s.erev, "stream": s.stream} for s in model.noise],
