@@ -120,6 +120,10 @@ class Env:
         if gids.dtype.kind not in "iu" and not (gids.dtype.kind == "f" and np.all(gids == np.round(gids))):
             raise ValueError(f"gids must be integers, found {gids.dtype}")
         gids = gids.astype(np.int64)
+        points = gids[np.isin(gids, self.model.point_gids)]
+        if len(points):
+            raise ValueError(f"gids {points[:10].tolist()} are point-process cells (IntFire1): they have no membrane "
+                             f"potential or current to record")
         bad = gids[~np.isin(gids, cells)]
         if len(bad):
             raise ValueError(f"gids {bad[:10].tolist()} are not simulated cells (valid: {cells.min()}..{cells.max()}"

@@ -162,8 +162,8 @@ class System:
 
     @property
     def num_neurons(self) -> int:
-        """Number of simulated (biophysical) cells."""
-        return int(len(self.network.biophysical_gids))
+        """Number of simulated cells (biophysical and point process)."""
+        return int(len(self.network.simulated_gids))
 
     @cached_property
     def _labels(self) -> np.ndarray:
@@ -175,13 +175,13 @@ class System:
     @property
     def populations(self) -> list[str]:
         """Names of the simulated cell populations (``pop_name``), in gid order."""
-        labels = self._labels[self.network.biophysical_gids]
+        labels = self._labels[self.network.simulated_gids]
         return list(dict.fromkeys(labels.tolist()))
 
     def gids(self, population: str | None = None) -> np.ndarray:
         """Gids of ``population`` (a ``pop_name`` or a node population; all simulated cells if None)."""
         if population is None:
-            return self.network.biophysical_gids
+            return self.network.simulated_gids
         if population in self.network.populations:
             return self.network.populations[population].gids
         hits = np.flatnonzero(self._labels == population)

@@ -71,7 +71,17 @@ EXC_DELAY_BASE_MS, CONDUCTION_UM_PER_MS = 1.0, 200.0
 SYNAPSES = {
     "AMPA_ExcToExc.json": {"level_of_detail": "exp2syn", "tau1": 1.0, "tau2": 3.0, "erev": 0.0},
     "GABA_InhToExc.json": {"level_of_detail": "exp2syn", "tau1": 0.5, "tau2": 8.0, "erev": -75.0},
+    # events onto bionet's IntFire1 cells: weight x sign added to the cell's state
+    "instantaneousExc.json": {"sign": 1},
+    "instantaneousInh.json": {"sign": -1},
 }
+
+# with points=True: N_POINTS IntFire1 cells (tau, refrac in seconds, bionet's units); weights are
+# increments of the cell's state (threshold 1), except lif -> Exc (µS, AMPA)
+N_POINTS = 20
+INTFIRE1 = {"tau": 0.02, "refrac": 0.003}
+W_POINT_INPUT, W_EXC_TO_POINT, W_INH_TO_POINT = 0.4, 0.1, 0.3
+W_POINT_TO_EXC_US = 0.002
 
 # SWC (id type x y z radius parent) of the NeuroML geometry: a 40 x 40 um soma (one-point soma,
 # radius 20, which NEURON's Import3d turns into the same cylinder) and one dendrite.
@@ -86,12 +96,15 @@ SWC = {
 _FIRST_COLUMNS = ("node_type_id", "edge_type_id", "target_query", "source_query")
 
 
-def make_bmtk_circuit(directory: Path, seed: int = 1, *, compression: str | None = "gzip") -> Path:
+def make_bmtk_circuit(directory: Path, seed: int = 1, *, compression: str | None = "gzip",
+                      points: bool = False, with_cortex: bool = True) -> Path:
     """Build the circuit with BMTK's tools into ``directory``.
 
     Returns the path of ``simulation_config.json`` (which names ``circuit_config.json`` under
     ``"network"``). ``compression`` is passed to BMTK's writers: "gzip" (BMTK's default, what
-    users get) or None for uncompressed HDF5.
+    users get) or None for uncompressed HDF5. ``points`` adds the ``lif`` population of
+    bionet's point-process cells (see :data:`N_POINTS`); ``with_cortex=False`` leaves out the
+    ``cortex`` cells (a circuit bionet itself can run: it cannot load livn's ``nml:`` cells).
     """
     from bmtk.builder import NetworkBuilder
     from bmtk.utils.reports.spike_trains import PoissonSpikeGenerator
@@ -122,55 +135,16 @@ def make_bmtk_circuit(directory: Path, seed: int = 1, *, compression: str | None
 
         inputs = NetworkBuilder("inputs")
         inputs.add_nodes(N=N_INPUTS, model_type="virtual", pop_name="input")
+        networks = [cortex, inputs] if with_cortex else [inputs]
+        if points:
+            networks.append(_add_points(cortex if with_cortex else None, inputs, positions_rng, recurrent_rng))
 
-        # -- inputs -> cortex: INPUTS_PER_CELL distinct random sources per target -----------
-        def pick_inputs(sources, target):
-            chosen = inputs_rng.choice(len(sources), size=INPUTS_PER_CELL, replace=False)
-            nsyns = np.zeros(len(sources), dtype=int)
-            nsyns[chosen] = 1
-            return nsyns
+        if with_cortex:
+            _add_cortex_edges(cortex, inputs, inputs_rng, recurrent_rng, weights_rng)
 
-        for pop_name, weight in W_INPUT_US.items():
-            inputs.add_edges(
-                source=inputs.nodes(), target=cortex.nodes(pop_name=pop_name),
-                connection_rule=pick_inputs, iterator="all_to_one",
-                syn_weight=weight, delay=INPUT_DELAY_MS,
-                target_sections=["somatic"], distance_range=[0.0, 1e20],
-                dynamics_params="AMPA_ExcToExc.json", model_template="exp2syn",
-            )
-
-        # -- cortex -> cortex -----------------------------------------------------------
-        def random_connection(source, target, p):
-            if source.node_id == target.node_id:
-                return 0
-            return int(recurrent_rng.random() < p)
-
-        def delay_by_distance(source, target):
-            d = np.hypot(source["x"] - target["x"], source["y"] - target["y"])
-            return EXC_DELAY_BASE_MS + d / CONDUCTION_UM_PER_MS
-
-        def random_inh_weight(source, target):
-            return weights_rng.uniform(*W_INH_RANGE_US)
-
-        exc = cortex.add_edges(
-            source={"ei": "e"}, target=cortex.nodes(),
-            connection_rule=random_connection, connection_params={"p": P_RECURRENT},
-            syn_weight=W_EXC_US, target_sections=["basal"], distance_range=[0.0, 1e20],
-            dynamics_params="AMPA_ExcToExc.json", model_template="exp2syn",
-        )
-        exc.add_properties("delay", rule=delay_by_distance, dtypes=np.float64)
-
-        inh = cortex.add_edges(
-            source={"ei": "i"}, target=cortex.nodes(),
-            connection_rule=random_connection, connection_params={"p": P_RECURRENT},
-            delay=INH_DELAY_MS, target_sections=["somatic"], distance_range=[0.0, 1e20],
-            dynamics_params="GABA_InhToExc.json", model_template="exp2syn",
-        )
-        inh.add_properties("syn_weight", rule=random_inh_weight, dtypes=np.float64)
-
-        for net in (cortex, inputs):
+        for net in networks:
             net.build()
-        for net in (cortex, inputs):
+        for net in networks:
             net.save(output_dir=str(network_dir), compression=comp)
 
         # -- spike input --------------------------------------------------------------------
@@ -190,8 +164,98 @@ def make_bmtk_circuit(directory: Path, seed: int = 1, *, compression: str | None
     )
 
     _add_components(components)
+    if points:
+        point_models = components / "point_neuron_models"
+        point_models.mkdir(exist_ok=True)
+        (point_models / "IntFire1_exc.json").write_text(json.dumps(INTFIRE1) + "\n")
     _normalise(directory, network_dir)
     return directory / "simulation_config.json"
+
+
+def _add_cortex_edges(cortex, inputs, inputs_rng, recurrent_rng, weights_rng) -> None:
+    """inputs -> cortex and cortex -> cortex (see the module docstring)."""
+    # -- inputs -> cortex: INPUTS_PER_CELL distinct random sources per target -----------
+    def pick_inputs(sources, target):
+        chosen = inputs_rng.choice(len(sources), size=INPUTS_PER_CELL, replace=False)
+        nsyns = np.zeros(len(sources), dtype=int)
+        nsyns[chosen] = 1
+        return nsyns
+
+    for pop_name, weight in W_INPUT_US.items():
+        inputs.add_edges(
+            source=inputs.nodes(), target=cortex.nodes(pop_name=pop_name),
+            connection_rule=pick_inputs, iterator="all_to_one",
+            syn_weight=weight, delay=INPUT_DELAY_MS,
+            target_sections=["somatic"], distance_range=[0.0, 1e20],
+            dynamics_params="AMPA_ExcToExc.json", model_template="exp2syn",
+        )
+
+    # -- cortex -> cortex -----------------------------------------------------------
+    def random_connection(source, target, p):
+        if source.node_id == target.node_id:
+            return 0
+        return int(recurrent_rng.random() < p)
+
+    def delay_by_distance(source, target):
+        d = np.hypot(source["x"] - target["x"], source["y"] - target["y"])
+        return EXC_DELAY_BASE_MS + d / CONDUCTION_UM_PER_MS
+
+    def random_inh_weight(source, target):
+        return weights_rng.uniform(*W_INH_RANGE_US)
+
+    exc = cortex.add_edges(
+        source={"ei": "e"}, target=cortex.nodes(),
+        connection_rule=random_connection, connection_params={"p": P_RECURRENT},
+        syn_weight=W_EXC_US, target_sections=["basal"], distance_range=[0.0, 1e20],
+        dynamics_params="AMPA_ExcToExc.json", model_template="exp2syn",
+    )
+    exc.add_properties("delay", rule=delay_by_distance, dtypes=np.float64)
+
+    inh = cortex.add_edges(
+        source={"ei": "i"}, target=cortex.nodes(),
+        connection_rule=random_connection, connection_params={"p": P_RECURRENT},
+        delay=INH_DELAY_MS, target_sections=["somatic"], distance_range=[0.0, 1e20],
+        dynamics_params="GABA_InhToExc.json", model_template="exp2syn",
+    )
+    inh.add_properties("syn_weight", rule=random_inh_weight, dtypes=np.float64)
+
+
+def _add_points(cortex, inputs, positions_rng, recurrent_rng):
+    """The ``lif`` population (N_POINTS bionet IntFire1 cells) and its edges: inputs -> lif,
+    lif -> cortex (AMPA), cortex -> lif (instantaneous, Exc +, Inh -)."""
+    from bmtk.builder import NetworkBuilder
+
+    lif = NetworkBuilder("lif")
+    xy = positions_rng.uniform(0.0, SIDE_UM, size=(N_POINTS, 2))
+    lif.add_nodes(N=N_POINTS, x=xy[:, 0], y=xy[:, 1], z=np.zeros(N_POINTS), pop_name="LIF", ei="e",
+                  model_type="point_process", model_template="nrn:IntFire1", dynamics_params="IntFire1_exc.json")
+
+    def pick(sources, target):
+        chosen = recurrent_rng.choice(len(sources), size=INPUTS_PER_CELL, replace=False)
+        nsyns = np.zeros(len(sources), dtype=int)
+        nsyns[chosen] = 1
+        return nsyns
+
+    def sparse(source, target, p):
+        return int(recurrent_rng.random() < p)
+
+    inputs.add_edges(source=inputs.nodes(), target=lif.nodes(), connection_rule=pick, iterator="all_to_one",
+                     syn_weight=W_POINT_INPUT, delay=INPUT_DELAY_MS, dynamics_params="instantaneousExc.json")
+    if cortex is None:
+        lif.add_edges(source=lif.nodes(), target=lif.nodes(), connection_rule=sparse,
+                      connection_params={"p": P_RECURRENT}, syn_weight=W_EXC_TO_POINT, delay=INH_DELAY_MS,
+                      dynamics_params="instantaneousExc.json")
+        return lif
+    lif.add_edges(source=lif.nodes(), target=cortex.nodes(pop_name="Exc"), connection_rule=sparse,
+                  connection_params={"p": P_RECURRENT}, syn_weight=W_POINT_TO_EXC_US, delay=INPUT_DELAY_MS,
+                  target_sections=["somatic"], distance_range=[0.0, 1e20],
+                  dynamics_params="AMPA_ExcToExc.json", model_template="exp2syn")
+    for ei, weight, params in (("e", W_EXC_TO_POINT, "instantaneousExc.json"),
+                               ("i", W_INH_TO_POINT, "instantaneousInh.json")):
+        cortex.add_edges(source={"ei": ei}, target=lif.nodes(), connection_rule=sparse,
+                         connection_params={"p": P_RECURRENT}, syn_weight=weight, delay=INH_DELAY_MS,
+                         dynamics_params=params)
+    return lif
 
 
 def _add_components(components: Path) -> None:

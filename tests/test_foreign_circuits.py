@@ -1,10 +1,14 @@
 """Circuits livn did not build: BMTK's NetworkBuilder (nml: cells, a virtual population with a
 SONATA spike-train input in simulation_config.json, exp2syn synapses placed by
 target_sections/distance_range, gzip-compressed HDF5, BMTK's singular index name, several edge
-groups) load as a System and run on every target; what livn cannot run is refused first."""
+groups) load as a System and run on every target; so do bionet's point-process cells
+(nrn:IntFire1), spike for spike with bionet itself; what livn cannot run is refused first."""
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -97,6 +101,63 @@ def test_bmtk_circuit_runs_and_compiles_from_the_command_line(bmtk, tmp_path):
     assert compiled.returncode == 0, compiled.stderr
 
 
+@pytest.mark.slow
+def test_point_process_cells_run_on_both_targets_with_the_same_rates(tmp_path):
+    """BMTK's NetworkBuilder adds 20 nrn:IntFire1 cells (tau 20 ms, refractory 3 ms) driven by
+    the inputs and by the cortex (excitatory +, inhibitory -) and driving the Exc cells."""
+    circuit = make_bmtk_circuit(tmp_path / "circuit", seed=1, points=True)
+    system = System(circuit)
+    assert system.populations == ["Exc", "Inh", "LIF"] and system.num_neurons == 50
+    lif = system.network.populations["lif"]
+    assert lif.kind == "point" and np.allclose(lif.point["tau"], 20.0) and np.allclose(lif.point["refrac"], 3.0)
+    rates = {}
+    for backend in target_names():
+        env = make(circuit, backend=backend)
+        with pytest.raises(ValueError, match="point-process cells"):
+            env.record_voltage([int(system.gids("LIF")[0])])
+        env.record_spikes()
+        result = env.run(500)
+        rates[backend] = {p: mean_rate(result.it, result.t, system.gids(p), 0, 500) for p in system.populations}
+        env.close()
+    first = rates[target_names()[0]]
+    assert first["LIF"] > 5, rates
+    for backend in target_names()[1:]:
+        for population, rate in first.items():
+            assert abs(rates[backend][population] - rate) <= 0.1 * rate, rates
+
+
+@pytest.mark.slow
+def test_bionets_own_run_of_point_process_cells_gives_livns_spikes(tmp_path):
+    """Inputs and IntFire1 cells only (bionet cannot load livn's nml: cells), run by bionet's
+    own run_bionet.py and by livn's NEURON target: the same spikes. The input times are put on
+    the 0.025 ms grid first, where livn delivers them (bionet would deliver them in between)."""
+    config = make_bmtk_circuit(tmp_path / "circuit", seed=1, points=True, with_cortex=False)
+    folder = config.parent
+    with h5py.File(folder / "inputs" / "inputs_spikes.h5", "r+") as h5:
+        times = h5["spikes/inputs/timestamps"]
+        times[...] = np.round(times[:] / 0.025) * 0.025
+    mechanisms = folder / "components" / "mechanisms"  # a BMTK user compiles BMTK's VecStim here
+    import bmtk
+
+    shutil.copy(Path(bmtk.__file__).parent / "utils/scripts/bionet/mechanisms/modfiles/vecevent.mod", mechanisms)
+    built = subprocess.run([str(Path(sys.executable).parent / "nrnivmodl"), "vecevent.mod"], cwd=mechanisms,
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    bionet = subprocess.run([sys.executable, "run_bionet.py", "simulation_config.json"], cwd=folder,
+                            capture_output=True, text=True, timeout=600)
+    assert bionet.returncode == 0, (bionet.stdout + bionet.stderr)[-3000:]
+    done = run_livn("run", config, "--backend", "neuron", "--duration", "500", "-o", tmp_path / "livn")
+    assert done.returncode == 0, done.stderr[-2000:]
+    from livn.sonata import read_spike_report_all
+
+    theirs = read_spike_report_all(folder / "output" / "spikes.h5")["lif"]
+    ours = read_spike_report_all(tmp_path / "livn" / "spikes.h5")["lif"]
+    assert len(ours[0]) > 100
+    order = [np.lexsort((ids, t)) for ids, t in (ours, theirs)]
+    np.testing.assert_array_equal(ours[0][order[0]], theirs[0][order[1]])
+    assert np.abs(ours[1][order[0]] - theirs[1][order[1]]).max() <= 0.025
+
+
 def _edit_node_types(simulation_config, tmp_path, old, new):
     """A copy of the BMTK circuit with the cortex node types table edited."""
     copy = tmp_path / "edited"
@@ -111,7 +172,8 @@ def _edit_node_types(simulation_config, tmp_path, old, new):
 @pytest.mark.parametrize("old, new, expected", [
     ("nml:INH.cell.nml", "hoc:Scnn1a", "model_template 'hoc:Scnn1a' cannot be simulated"),
     ("nml:INH.cell.nml", "nml:missing.cell.nml", "missing.cell.nml does not exist"),
-    ("biophysical", "point_process", "model_type point_process is not supported"),
+    ("biophysical", "point_process", "point-process model_template 'nml:INH.cell.nml' is not supported "
+                                     "(supported: nrn:IntFire1)"),
 ])
 def test_what_livn_cannot_run_is_refused_before_anything_runs(bmtk, tmp_path, old, new, expected):
     edited = _edit_node_types(bmtk, tmp_path, old, new)

@@ -45,6 +45,11 @@ SECTION_ALIASES = {"somatic": "soma_group", "soma": "soma_group", "basal": "dend
 #: NEURON's built-in dual exponential, as BMTK names it in edge model_template
 EXP2SYN_TEMPLATES = {"exp2syn", "Exp2Syn"}
 
+#: node model types of integrate-and-fire point processes (bionet, SONATA)
+POINT_MODEL_TYPES = {"point_process", "point_neuron"}
+#: the point-process models livn translates (NEURON's IntFire1, as BMTK's bionet names it)
+POINT_TEMPLATES = {"nrn:IntFire1"}
+
 
 class NetworkError(ValueError):
     """What a circuit asks for that livn cannot model: ``problems`` = (file, line, message) list."""
@@ -70,7 +75,9 @@ class Components:
 class Population:
     """A node population: gids ``offset .. offset + size - 1``.
 
-    ``kind`` is "biophysical" (cells of :attr:`NetworkModel.cells`) or "virtual" (spike sources).
+    ``kind`` is "biophysical" (cells of :attr:`NetworkModel.cells`), "point" (NEURON's
+    ``IntFire1`` integrate-and-fire point processes, BMTK's ``nrn:IntFire1``; ``point`` holds
+    per node ``tau`` and ``refrac`` in ms) or "virtual" (spike sources).
     """
 
     name: str
@@ -81,6 +88,7 @@ class Population:
     positions: np.ndarray
     rotation: np.ndarray
     cell_index: np.ndarray | None = None  # per node, index into NetworkModel.cells
+    point: dict | None = None  # kind "point": {"tau": ms per node, "refrac": ms per node}
 
     @property
     def gids(self) -> np.ndarray:
@@ -114,7 +122,7 @@ class Connections:
     """Afferent edges of some cells, in a fixed order (edge population, edge type, edge id).
 
     Arrays of equal length: ``source``/``target`` gids, ``synapse`` (index into
-    :attr:`NetworkModel.synapse_names`), ``section`` and ``x`` on the target cell,
+    :attr:`NetworkModel.synapse_names`; -1 onto a point cell), ``section`` and ``x`` on the target cell,
     ``group`` (index into :attr:`NetworkModel.weight_names`), ``relative`` weight, ``delay`` (ms).
     """
 
@@ -177,16 +185,26 @@ class NetworkModel:
         for name, pop in c.nodes.items():
             model_type = pop.attribute("model_type", default="biophysical")
             kinds = set(np.unique(model_type.astype(str)).tolist())
-            kind = "virtual" if kinds == {"virtual"} or pop.type == "virtual" else "biophysical"
+            if kinds == {"virtual"} or pop.type == "virtual":
+                kind = "virtual"
+            elif kinds and kinds <= POINT_MODEL_TYPES:
+                kind = "point"
+            else:
+                kind = "biophysical"
             if kind == "biophysical" and kinds - {"biophysical"}:
                 problems.append((str(pop._types_file or pop._file), None,
                                  f"node population {name}: model_type {', '.join(sorted(kinds - {'biophysical'}))} "
-                                 f"is not supported (supported: biophysical with an nml: template, virtual)"))
+                                 f"is not supported in a population with biophysical nodes (supported: one model "
+                                 f"type per node population: biophysical with an nml: template, point_process "
+                                 f"with nrn:IntFire1, or virtual)"))
             labels = (pop.attribute("pop_name") if "pop_name" in pop.attribute_names
                       else np.full(pop.size, name, dtype=object)).astype(str)
             entry = Population(name, kind, pop.size, offset, labels, pop.positions, pop.rotation_z)
             if kind == "biophysical":
                 entry.cell_index, found = self._read_cells(pop)
+                problems += found
+            elif kind == "point":
+                entry.point, found = self._read_points(pop)
                 problems += found
             self.populations[name] = entry
             offset += pop.size
@@ -247,6 +265,39 @@ class NetworkModel:
             self.cells.append(cell)
         return index[inverse], problems
 
+    def _read_points(self, pop):
+        """Per node ``tau`` and ``refrac`` (ms) of an IntFire1 population, from each node type's
+        ``dynamics_params`` JSON in ``point_neuron_models_dir`` (seconds, BMTK's convention)."""
+        problems, where = [], str(pop._types_file or pop._file)
+        templates = pop.attribute("model_template", default="").astype(str)
+        params = (pop.attribute("dynamics_params").astype(str) if "dynamics_params" in pop.attribute_names
+                  else np.full(pop.size, "", dtype=object))
+        folder = self.circuit.components.get("point_neuron_models_dir", self.circuit.directory)
+        tau, refrac = np.zeros(pop.size), np.zeros(pop.size)
+        for template in sorted(set(templates.tolist()) - POINT_TEMPLATES):
+            problems.append((where, None, f"node population {pop.name}: point-process model_template {template!r} "
+                                          f"is not supported (supported: {', '.join(sorted(POINT_TEMPLATES))})"))
+        for file in sorted(set(params.tolist())):
+            mask = params == file
+            if not file or file in ("None", "nan"):
+                problems.append((where, None, f"node population {pop.name}: IntFire1 nodes need dynamics_params (a "
+                                              f"JSON file with 'tau' and 'refrac' in seconds)"))
+                continue
+            path = Path(file) if Path(file).is_absolute() else Path(folder) / file
+            try:
+                data = json.loads(path.read_text())
+                values = [float(data[k]) for k in ("tau", "refrac")]
+            except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                problems.append((str(path), None, f"node population {pop.name}: IntFire1 dynamics_params need numbers "
+                                                  f"'tau' and 'refrac' (seconds): {type(err).__name__}: {err}"))
+                continue
+            if not (math.isfinite(values[0]) and values[0] > 0 and math.isfinite(values[1]) and values[1] >= 0):
+                problems.append((str(path), None, f"node population {pop.name}: IntFire1 needs tau > 0 and refrac >= 0 "
+                                                  f"(seconds), found tau={values[0]!r}, refrac={values[1]!r}"))
+                continue
+            tau[mask], refrac[mask] = values[0] * 1e3, values[1] * 1e3
+        return {"tau": tau, "refrac": refrac}, problems
+
     def _synapse(self, edge_pop: str, row: dict, where: str):
         """(synapse key, problems) of an edge type row."""
         template = str(row.get("model_template") or "")
@@ -285,17 +336,38 @@ class NetworkModel:
         self.synapses[key] = synapse
         return key, []
 
+    def _point_synapse(self, row: dict, where: str):
+        """(weight-group key, sign, problems) of an edge type onto IntFire1 cells: bionet adds
+        ``syn_weight`` × ``sign`` (from its dynamics_params, default 1) × ``nsyns`` to the
+        target's state per event."""
+        params = row.get("dynamics_params")
+        sign = 1.0
+        if isinstance(params, str) and params:
+            folder = self.circuit.components.get("synaptic_models_dir", self.circuit.directory)
+            path = Path(params) if Path(params).is_absolute() else Path(folder) / params
+            try:
+                sign = float(json.loads(path.read_text()).get("sign", 1.0))
+            except (OSError, json.JSONDecodeError, TypeError, ValueError) as err:
+                return None, 1.0, [(str(path), None, f"edge type {row['edge_type_id']}: dynamics_params {params!r}: "
+                                                     f"{err}")]
+        key = str(row.get("receptor") or (Path(params).stem if isinstance(params, str) and params else "event"))
+        return key, sign, []
+
     def _read_edge_types(self, name: str, pop) -> list:
         problems = []
         where = str(pop._types_file or pop._file)
         if pop.source not in self.populations or pop.target not in self.populations:
             return [(where, None, f"edge population {name}: node population {pop.source!r} or {pop.target!r} "
                                   f"is not in the circuit")]
-        if self.populations[pop.target].kind != "biophysical":
+        if self.populations[pop.target].kind == "virtual":
             return [(where, None, f"edge population {name}: targets virtual nodes ({pop.target})")]
+        onto_points = self.populations[pop.target].kind == "point"
         info = {}
         for type_id, row in pop.types.items():
-            key, found = self._synapse(name, row, where)
+            if onto_points:  # an event adds the weight to the target's state: no synapse model
+                key, sign, found = self._point_synapse(row, where)
+            else:
+                (key, found), sign = self._synapse(name, row, where), 1.0
             problems += found
             if key is None:
                 continue
@@ -307,8 +379,9 @@ class NetworkModel:
                 group = f"{projection}.{key}[{type_id}]"  # two edge types, one name: keep them apart
             unit = float(row.get("weight_unit") or 1.0)
             default_g = row.get("syn_weight")
-            info[type_id] = dict(synapse=key, group=group, unit=unit, default_g=default_g,
-                                 sections=row.get("target_sections"), distance=row.get("distance_range"))
+            info[type_id] = dict(synapse=None if onto_points else key, group=group, unit=unit, default_g=default_g,
+                                 sections=row.get("target_sections"), distance=row.get("distance_range"),
+                                 sign=sign)
         # type-level syn_weight is the default conductance; otherwise the mean of the edges' values
         missing = [t for t, i in info.items() if i["default_g"] is None]
         if missing and pop.size:
@@ -318,7 +391,7 @@ class NetworkModel:
                 mask = chosen.edge_type_id == t
                 info[t]["default_g"] = float(np.mean(weights[mask])) if mask.any() else 0.0
         for t, i in info.items():
-            default = float(i["default_g"] or 0.0) / i["unit"]
+            default = abs(float(i["default_g"] or 0.0)) / i["unit"]
             self.weights[i["group"]] = WeightGroup(i["group"], default, i["unit"])
         self._edge_info[name] = info
         return problems
@@ -359,6 +432,18 @@ class NetworkModel:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     @property
+    def point_gids(self) -> np.ndarray:
+        """Gids of the integrate-and-fire point-process cells (no membrane, no compartments)."""
+        parts = [p.gids for p in self.populations.values() if p.kind == "point"]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    @property
+    def simulated_gids(self) -> np.ndarray:
+        """Gids of every cell that is simulated (biophysical and point process), in gid order."""
+        parts = [p.gids for p in self.populations.values() if p.kind != "virtual"]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    @property
     def virtual_gids(self) -> np.ndarray:
         parts = [p.gids for p in self.populations.values() if p.kind == "virtual"]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
@@ -380,7 +465,7 @@ class NetworkModel:
     def cell_of(self, gid: int) -> Cell:
         pop = self.population_of(int(gid))
         if pop.kind != "biophysical":
-            raise ValueError(f"gid {gid} is a virtual node of {pop.name}")
+            raise ValueError(f"gid {gid} is a {pop.kind} node of {pop.name}, not a cell with a membrane")
         return self.cells[int(pop.cell_index[int(gid) - pop.offset])]
 
     def noise_on(self, gid: int) -> bool:
@@ -422,7 +507,8 @@ class NetworkModel:
         return np.array([params[n] * self.weights[n].unit for n in self.weight_names])
 
     def afferent(self, gids) -> Connections:
-        """The edges onto ``gids`` (biophysical), read through the SONATA index."""
+        """The edges onto ``gids`` (biophysical or point cells), read through the SONATA index.
+        Edges onto point cells have synapse -1 (an event adds its weight to the cell's state)."""
         gids = np.unique(np.asarray(gids, dtype=np.int64))
         parts = []
         fields = ("source", "target", "synapse", "section", "x", "group", "relative", "delay")
@@ -434,7 +520,7 @@ class NetworkModel:
             ids = pop.afferent(local)
             if len(ids) == 0:
                 continue
-            wanted = [a for a in ("syn_weight", "delay", "afferent_section_id", "afferent_section_pos")
+            wanted = [a for a in ("syn_weight", "delay", "afferent_section_id", "afferent_section_pos", "nsyns")
                       if a in pop.attribute_names]
             sel = pop.select(ids, wanted)
             info = self._edge_info[name]
@@ -446,22 +532,29 @@ class NetworkModel:
             n = len(order)
             syn_index = {k: i for i, k in enumerate(self.synapse_names)}
             group_index = {k: i for i, k in enumerate(self.weight_names)}
-            synapse = np.array([syn_index[info[t]["synapse"]] for t in types.tolist()], dtype=np.int64)
+            synapse = np.array([-1 if info[t]["synapse"] is None else syn_index[info[t]["synapse"]]
+                                for t in types.tolist()], dtype=np.int64)
             group = np.array([group_index[info[t]["group"]] for t in types.tolist()], dtype=np.int64)
             weight = sel.attributes.get("syn_weight")
             weight = weight[order].astype(float) if weight is not None else None
             relative = np.ones(n)
             for t in np.unique(types):
                 mask = types == t
-                default = float(info[int(t)]["default_g"] or 0.0)
+                default = abs(float(info[int(t)]["default_g"] or 0.0))
                 if weight is not None and default != 0:
                     relative[mask] = weight[mask] / default
+            if target_pop.kind == "point":  # bionet: syn_weight x sign x nsyns onto an IntFire1
+                relative *= np.array([info[t]["sign"] for t in types.tolist()])
+                if "nsyns" in sel.attributes:
+                    relative *= sel.attributes["nsyns"][order].astype(float)
             delay = sel.attributes.get("delay")
             delay = delay[order].astype(float) if delay is not None else np.full(n, 1.0)
             source_pop = self.populations[pop.source]
             source = sel.source[order] + source_pop.offset
             target = sel.target[order] + target_pop.offset
-            if "afferent_section_id" in sel.attributes:
+            if target_pop.kind == "point":
+                section, x = np.zeros(n, dtype=np.int64), np.full(n, 0.5)
+            elif "afferent_section_id" in sel.attributes:
                 section = sel.attributes["afferent_section_id"][order].astype(np.int64)
                 x = (sel.attributes["afferent_section_pos"][order].astype(float)
                      if "afferent_section_pos" in sel.attributes else np.full(n, 0.5))

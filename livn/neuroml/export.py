@@ -61,9 +61,10 @@ def export_network(system, directory, duration: float = 1000.0, dt: float = 0.02
         if not np.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be a finite number of ms > 0, found {value!r}")
     model = system.network
-    virtual = [p.name for p in model.populations.values() if p.kind != "biophysical"]
-    if virtual:
-        raise ExportError(f"{system.name}: virtual (spike input) populations {virtual} have no NeuroML export yet")
+    other = [f"{p.name} ({'spike inputs' if p.kind == 'virtual' else 'IntFire1 point processes'})"
+             for p in model.populations.values() if p.kind != "biophysical"]
+    if other:
+        raise ExportError(f"{system.name}: populations {', '.join(other)} have no NeuroML export yet")
     params = model.check_params({**model.default_params(), **(params or {})})
     scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

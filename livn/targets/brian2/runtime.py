@@ -57,6 +57,12 @@ def load(directory) -> tuple[dict, dict]:
     return description, arrays
 
 
+
+#: NEURON's IntFire1 (see livn.targets.brian2.translate)
+POINT_EQUATIONS = """dm/dt = -m/tau : 1 (unless refractory)
+tau : second (constant)
+refrac : second (constant)"""
+
 class Simulation:
     """A Brian2 network of a translated livn network.
 
@@ -107,6 +113,14 @@ class Simulation:
                 group = b2.SpikeGeneratorGroup(len(gids) * entry.get("copies", 1), self.arrays[f"input_index/{name}"],
                                                self.arrays[f"input_time/{name}"] * b2.ms, name=f"inputs_{name}",
                                                clock=self.clock)
+                self.groups[name] = group
+                self.network.add(group)
+                continue
+            if entry["kind"] == "point":
+                group = b2.NeuronGroup(len(gids), POINT_EQUATIONS, threshold="m > 1", reset="m = 0",
+                                       refractory="refrac", method="exact", name=f"points_{name}", clock=self.clock)
+                group.tau = self.arrays[f"tau/{name}"] * b2.ms
+                group.refrac = self.arrays[f"refrac/{name}"] * b2.ms
                 self.groups[name] = group
                 self.network.add(group)
                 continue
@@ -162,20 +176,25 @@ class Simulation:
         synapse_names = self.model["synapse_names"]
         for k, (syn, source, target, comp) in enumerate(unique.tolist()):
             members = order[bounds[k]:bounds[k + 1]]
-            name = synapse_names[syn]
             target_name = self.names[target]
             entry = self.model["groups"][target_name]
-            factor = self.model["synapses"][name]["peak_factor"]
-            if entry["kind"] == "spatial":
+            if entry["kind"] != "point":
+                name = synapse_names[syn]
+                factor = self.model["synapses"][name]["peak_factor"]
+            if entry["kind"] == "point":  # an event adds its weight (w in µS units, a pure number here)
+                targets = a["conn/target_index"][members]
+                on_pre = "m_post += int(not_refractory_post)*w/usiemens"
+            elif entry["kind"] == "spatial":
                 variable = name
                 targets = (a["conn/target_index"][members] * entry["n"]
                            + np.asarray(entry["index"])[a["conn/compartment"][members]])
             else:
                 variable = f"{name}_{entry['compartments'][comp]}"
                 targets = a["conn/target_index"][members]
-            on_pre = f"B_{variable}_post += w*{factor!r}"
-            if self.model["synapses"][name]["tau_rise"] > 0:
-                on_pre += f"\nA_{variable}_post += w*{factor!r}"
+            if entry["kind"] != "point":
+                on_pre = f"B_{variable}_post += w*{factor!r}"
+                if self.model["synapses"][name]["tau_rise"] > 0:
+                    on_pre += f"\nA_{variable}_post += w*{factor!r}"
             obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], "w : siemens",
                               on_pre=on_pre, name=f"edges_{k}", namespace={}, clock=self.clock)
             source_entry = self.model["groups"][self.names[source]]
@@ -222,13 +241,17 @@ class Simulation:
     def _cells(self):
         return [n for n in self.names if self.model["groups"][n]["kind"] in ("cells", "spatial")]
 
+    def _spiking(self):
+        """Groups whose spikes are reported: cells with a membrane and point-process cells."""
+        return [n for n in self.names if self.model["groups"][n]["kind"] in ("cells", "spatial", "point")]
+
     def _spatial(self, name: str) -> bool:
         return self.model["groups"][name]["kind"] == "spatial"
 
     # -- recording -----------------------------------------------------------------------
     def record_spikes(self):
         if self._spike_monitors is None:
-            self._spike_monitors = {n: b2.SpikeMonitor(self.groups[n]) for n in self._cells()}
+            self._spike_monitors = {n: b2.SpikeMonitor(self.groups[n]) for n in self._spiking()}
             self.network.add(*self._spike_monitors.values())
         self._spike_counts = {n: 0 for n in self._spike_monitors}
 

@@ -219,13 +219,16 @@ def translate(model: NetworkModel, dt: float = 0.025, builders: dict | None = No
     if problems:
         raise ValueError("\n".join(f"{f}: {m}" for f, _, m in problems))
     arrays: dict = {}
-    conn = model.afferent(model.biophysical_gids)
+    conn = model.afferent(model.simulated_gids)
     # group = (population, cell): its gids in order
     groups, group_of_gid, index_in_group = {}, np.full(model.num_cells, -1), np.zeros(model.num_cells, dtype=np.int64)
     for pop in model.populations.values():
         if pop.kind == "virtual":
             key = f"virtual_{pop.name}"
             groups[key] = {"kind": "virtual", "population": pop.name, "gids": pop.gids}
+        elif pop.kind == "point":
+            groups[f"point_{pop.name}"] = {"kind": "point", "population": pop.name, "gids": pop.gids,
+                                           "tau": pop.point["tau"], "refrac": pop.point["refrac"]}
         else:
             for c in np.unique(pop.cell_index):
                 gids = pop.gids[pop.cell_index == c]
@@ -238,8 +241,9 @@ def translate(model: NetworkModel, dt: float = 0.025, builders: dict | None = No
         group_of_gid[gids] = g
         index_in_group[gids] = np.arange(len(gids))
     # compartment of each connection on its target cell
-    compartment = np.array([model.cell_of(t).compartment_at(s, x) for t, s, x in
-                            zip(conn.target.tolist(), conn.section.tolist(), conn.x.tolist())], dtype=np.int64)
+    compartment = np.array([0 if syn < 0 else model.cell_of(t).compartment_at(s, x) for t, s, x, syn in
+                            zip(conn.target.tolist(), conn.section.tolist(), conn.x.tolist(), conn.synapse.tolist())],
+                           dtype=np.int64)  # synapse -1: an event onto a point cell
     description = {"format": FORMAT, "name": model.name, "seed": model.seed, "groups": {},
                    "synapses": {name: {"peak_factor": s.peak_factor, "tau_rise": s.tau_rise}
                                 for name, s in ((n, model.synapses[n]) for n in model.synapse_names)},
@@ -273,6 +277,12 @@ def translate(model: NetworkModel, dt: float = 0.025, builders: dict | None = No
             arrays[f"input_index/{key}"] = index * copies + copy
             arrays[f"input_time/{key}"] = step * dt  # on the grid: NEURON delivers at the next step too
             description["groups"][key] = {"kind": "virtual", "population": info["population"], "copies": copies}
+            continue
+        if info["kind"] == "point":
+            # NEURON's IntFire1: m decays with tau, an event adds its weight unless refractory,
+            # m > 1 fires, then m = 0 for refrac ms (IntFire1 fires at the event; here at the step)
+            arrays[f"tau/{key}"], arrays[f"refrac/{key}"] = info["tau"], info["refrac"]
+            description["groups"][key] = {"kind": "point", "population": info["population"]}
             continue
         cell = model.cells[info["cell"]]
         mask = group_of_gid[conn.target] == g

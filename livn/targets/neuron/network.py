@@ -112,6 +112,7 @@ class Network:
         self.cells: dict[int, NeuronCell] = {}
         self._stims: dict[int, tuple] = {}
         self._build_cells()
+        self._build_points()
         self._build_virtual()
         self._connect()
         self.pc.set_maxstep(10)
@@ -158,6 +159,22 @@ class Network:
             self.pc.cell(gid, cell.spike_detector())
             self.cells[gid] = cell
 
+    def _build_points(self):
+        """NEURON's IntFire1 per point-process cell, dealt round-robin by gid (each costs
+        little next to a cell with a membrane)."""
+        h, self.artificial = self.h, {}
+        for pop in self.model.populations.values():
+            if pop.kind != "point":
+                continue
+            for k, gid in enumerate(pop.gids.tolist()):
+                if gid % self.ranks != self.rank:
+                    continue
+                cell = h.IntFire1()
+                cell.tau, cell.refrac = float(pop.point["tau"][k]), float(pop.point["refrac"][k])
+                self.pc.set_gid2node(gid, self.rank)
+                self.pc.cell(gid, h.NetCon(cell, None))
+                self.artificial[gid] = cell
+
     def _build_virtual(self):
         """A relay per virtual node; its spike train (on the step grid, as the Brian2 target
         delivers it) is scheduled as events after each initialisation."""
@@ -177,8 +194,9 @@ class Network:
     def _connect(self):
         """The NetCons, reading the connections a block of cells at a time (CA1 has ~40,000
         per pyramidal cell: the whole rank's at once would take gigabytes)."""
-        self._wiring = wiring.Wiring(self.h, self.pc, self.cells, self.model.synapse_names, self.mechanisms)
-        gids = sorted(self.cells)
+        self._wiring = wiring.Wiring(self.h, self.pc, self.cells, self.model.synapse_names, self.mechanisms,
+                                     self.artificial)
+        gids = sorted([*self.cells, *self.artificial])
         for start in range(0, len(gids), CONNECT_BLOCK):
             self._wiring.add(self.model.afferent(gids[start:start + CONNECT_BLOCK]))
 

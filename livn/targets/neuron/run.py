@@ -18,7 +18,7 @@ def spikes_by_population(model, gids, times) -> dict:
     out = {}
     for pop in model.populations.values():
         mask = (gids >= pop.offset) & (gids < pop.offset + pop.size)
-        if pop.kind == "biophysical":
+        if pop.kind != "virtual":
             out[pop.name] = (gids[mask] - pop.offset, times[mask])
     return out
 

@@ -62,6 +62,9 @@ class Wiring:
     h, pc : NEURON's hoc interpreter and ParallelContext
     cells : dict
         gid -> :class:`~livn.targets.neuron.cell.NeuronCell` of this rank.
+    artificial : dict, optional
+        gid -> artificial cell (``IntFire1``) of this rank: connections onto it are NetCons onto
+        the cell itself (weight = the increment of its state).
     synapse_names : list of str
         Synapse type of each ``Connections.synapse`` index.
     mechanisms
@@ -82,9 +85,10 @@ class Wiring:
     and one block of connections (see :meth:`add`), not with all connections of the rank.
     """
 
-    def __init__(self, h, pc, cells: dict, synapse_names: list, mechanisms):
+    def __init__(self, h, pc, cells: dict, synapse_names: list, mechanisms, artificial: dict | None = None):
         _define(h)
         self.h, self.pc, self.cells = h, pc, cells
+        self.artificial = artificial or {}
         self.synapse_names, self.mechanisms = synapse_names, mechanisms
         self.netcons, self.points = h.List(), h.List()
         self.point_keys = np.zeros((0, 3), dtype=np.int64)
@@ -101,11 +105,16 @@ class Wiring:
         by_target = np.argsort(targets, kind="stable")
         gids, starts = np.unique(targets[by_target], return_index=True)
         for gid, members in zip(gids.tolist(), np.split(by_target, starts[1:])):
-            compartment[members] = compartments(self.cells[gid].ir, conn.section[members], conn.x[members])
-        keys = np.stack([targets, np.asarray(conn.synapse, dtype=np.int64), compartment], axis=1)
+            if gid in self.cells:  # an artificial (point-process) cell has no compartments
+                compartment[members] = compartments(self.cells[gid].ir, conn.section[members], conn.x[members])
+        # synapse -1 (onto an artificial cell) becomes 0 in the key: those targets have no other synapse
+        keys = np.stack([targets, np.maximum(np.asarray(conn.synapse, dtype=np.int64), 0), compartment], axis=1)
         points, point = _unique_rows(keys)
         first = self.points.count()
         for gid, synapse, comp in points.tolist():
+            if gid in self.artificial:  # events go straight onto the artificial cell
+                self.points.append(self.artificial[gid])
+                continue
             name = self.synapse_names[synapse]
             self.points.append(self.cells[gid].synapse_at(name, self.mechanisms.synapse(name), comp))
         delays, delay = np.unique(np.asarray(conn.delay, dtype=float), return_inverse=True)
