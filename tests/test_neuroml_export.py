@@ -54,11 +54,12 @@ def test_export_holds_every_cell_and_edge_with_livns_conductances(tmp_path):
     assert 'length="1000ms"' in lems_text and "pointConductanceOU" in lems_text
 
 
-def test_export_refuses_an_existing_folder_and_keeps_it(tmp_path):
+@pytest.mark.parametrize("fmt", ["neuroml", "bmtk"])
+def test_export_refuses_an_existing_folder_and_keeps_it(tmp_path, fmt):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    done = run_livn("export", "EI1", "--to", "neuroml", "-o", mine)
+    done = run_livn("export", "EI1", "--to", fmt, "-o", mine)
     assert done.returncode == 1 and "exists" in done.stderr and "Traceback" not in done.stderr
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no scratch folder left

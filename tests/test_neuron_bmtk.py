@@ -196,12 +196,3 @@ def test_export_refuses_edges_without_livns_synapse_sites_before_writing(tmp_pat
 def test_ecp_is_an_option_of_the_bmtk_export_only(tmp_path):
     done = run_livn("export", "EI1", "--to", "neuroml", "--ecp", "-o", tmp_path / "out")
     assert done.returncode == 2 and "--ecp" in done.stderr and not list(tmp_path.iterdir())
-
-
-def test_export_refuses_an_existing_folder_and_keeps_it(tmp_path):
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "notes.txt").write_text("mine")
-    done = run_livn("export", "EI1", "--to", "bmtk", "-o", mine)
-    assert done.returncode == 1 and "exists" in done.stderr and "Traceback" not in done.stderr
-    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
