@@ -160,7 +160,7 @@ def test_libsonata_circuit_config_finds_populations(circuit):
     for population in circuit.system.populations:
         assert (morphologies / f"{population}.swc").is_file()
     edges = config.edge_population_properties(circuit.edge_pop)
-    assert edges.type == "chemical"
+    assert edges.type == "Exp2Syn_synapse"  # the SONATA extension's type for these synapses
     assert Path(edges.elements_path) == circuit.edges_h5 and Path(edges.types_path) == circuit.edge_types_csv
 
     node_pop, edge_pop = config.node_population(circuit.node_pop), config.edge_population(circuit.edge_pop)
@@ -443,34 +443,35 @@ def test_bmtk_simulator_network_from_config(circuit, stored, monkeypatch):
 
 # -- bluepysnap (BBP's reader and validator) --------------------------------------------------
 
-#: what bluepysnap's schema for "chemical" edges requires beyond SONATA: the fields of BBP's
-#: own synapse model (ProbAMPANMDA_EMS: vesicle release, Tsodyks-Markram parameters, contact
-#: geometry), which livn's Exp2Syn-style receptors do not have
-BBP_SYNAPSE_FIELDS = {"afferent_center_x", "afferent_center_y", "afferent_center_z", "afferent_surface_x",
-                      "afferent_surface_y", "afferent_surface_z", "afferent_section_type", "afferent_segment_id",
-                      "afferent_segment_offset", "conductance", "decay_time", "depression_time", "facilitation_time",
-                      "u_syn", "n_rrp_vesicles", "spine_length", "syn_type_id"}
-
-
-def test_bluepysnap_validates_the_config_and_nodes_without_errors(circuit):
-    """bluepysnap's validator finds nothing fatal in the config and the nodes (orientation,
-    morphologies found, BBP type names present); of the edges it asks only for the fields of
-    BBP's own synapse model. Its one warning about files is the model_template convention:
-    BBP names a template without extension and appends the directive ("nml:EXC" -> EXC.nml),
-    BMTK names the file ("nml:EXC.cell.nml", what livn writes and reads)."""
+def test_bluepysnap_validates_the_circuit_without_errors(circuit):
+    """bluepysnap's validator finds nothing fatal: nodes with orientation, morphologies found,
+    BBP type names; edges of the SONATA extension's Exp2Syn_synapse type with their required
+    per-edge conductance, tau1, tau2 and erev, which equal the receptors' kinetics. Its one
+    warning about files is the model_template convention: BBP names a template without
+    extension and appends the directive ("nml:EXC" -> EXC.nml), BMTK names the file
+    ("nml:EXC.cell.nml", what livn writes and reads)."""
     import re
 
     from bluepysnap.circuit_validation import validate
     from bluepysnap.exceptions import BluepySnapValidationError
 
     problems = validate(str(circuit.directory / "circuit_config.json"), skip_slow=False, print_errors=False)
-    fatal = [p for p in problems if p.level == BluepySnapValidationError.FATAL]
-    assert all(str(circuit.edges_h5) in p.message for p in fatal), [p.message for p in fatal]
-    asked = {m for p in fatal for m in re.findall(r"'(\w+)' is a required property", p.message)}
-    assert asked <= BBP_SYNAPSE_FIELDS, asked - BBP_SYNAPSE_FIELDS
+    fatal = [p.message for p in problems if p.level == BluepySnapValidationError.FATAL]
+    assert not fatal, fatal
     missing = [p.message for p in problems if p.level != BluepySnapValidationError.FATAL and "missing" in p.message]
     assert len(missing) == 1 and "group model_template" in missing[0], missing
     assert sorted(re.findall(r"\t(\S+)", missing[0])) == sorted(f"{p}.cell.nml.nml" for p in circuit.system.populations)
+    spec = spec_of(circuit.system)
+    types = {int(row["edge_type_id"]): row for row in csv.DictReader(open(circuit.edge_types_csv), delimiter=" ")}
+    with h5py.File(circuit.edges_h5, "r") as h5:
+        group = h5[f"edges/{circuit.edge_pop}"]
+        type_ids = group["edge_type_id"][:]
+        for type_id, row in types.items():
+            mine = type_ids == type_id
+            tau1, tau2, erev = spec.receptor(row["receptor"]).kinetics
+            for name, value in (("tau1", tau1), ("tau2", tau2), ("erev", erev)):
+                np.testing.assert_allclose(group[f"0/{name}"][:][mine], value, rtol=1e-6)
+        np.testing.assert_allclose(group["0/conductance"][:], group["0/syn_weight"][:], rtol=1e-6)
 
 
 def test_bluepysnap_reads_nodes_edges_and_node_sets(circuit, stored):

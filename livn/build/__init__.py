@@ -3,7 +3,7 @@
 ``build_circuit`` is imported on first use (the writer needs libsonata)."""
 
 #: bumped whenever the circuit layout or the build algorithm changes (invalidates caches)
-BUILD_FORMAT = 3
+BUILD_FORMAT = 4
 
 __all__ = ["build_circuit", "BUILD_FORMAT"]
 

@@ -23,7 +23,8 @@ from .estimate import expected_edges_per_cell
 from .synapses import synapses_by_site
 
 COLUMNS = {"source": np.int64, "target": np.int64, "type_id": np.int64, "weight": np.float64,
-           "delay": np.float64, "section": np.uint32, "position": np.float32, "distance": np.float32}
+           "delay": np.float64, "section": np.uint32, "position": np.float32, "distance": np.float32,
+           "conductance": np.float32, "tau1": np.float32, "tau2": np.float32, "erev": np.float32}
 
 
 def edge_types(spec: SystemSpec) -> tuple[list, dict]:
@@ -68,9 +69,15 @@ def block_edges(spec: SystemSpec, positions: np.ndarray, cells: dict, targets: r
         for receptor_name in projection.receptors:
             edge_type = edge_type_list[type_of[(index, receptor_name)] - 100]
             n = len(source)
+            # the fields of the SONATA extension's Exp2Syn_synapse edges (Allen's chemical
+            # connections): peak conductance, rise and decay time, reversal potential
+            kinetics = spec.receptor(receptor_name).kinetics
+            tau1, tau2, erev = kinetics if len(kinetics) == 3 else (np.nan, np.nan, np.nan)
             parts[virtual].append({"source": source, "target": target, "type_id": np.full(n, edge_type.edge_type_id),
                                    "weight": np.full(n, edge_type.syn_weight), "delay": spec.delay.of(distance),
-                                   "section": section, "position": position, "distance": distance})
+                                   "section": section, "position": position, "distance": distance,
+                                   "conductance": np.full(n, edge_type.syn_weight), "tau1": np.full(n, tau1),
+                                   "tau2": np.full(n, tau2), "erev": np.full(n, erev)})
 
     for index, projection in enumerate(spec.projections):
         if projection.sites:

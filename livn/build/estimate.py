@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from ..spec import SystemSpec
 
 BYTES_PER_CANDIDATE = 96  # i, j, distance; target/source/distance copies; sort order; uniform
-BYTES_PER_EDGE = 72  # on disk: source, target, type, group id/index, syn_weight, delay, section id/pos,
-                     # distance (64 B) and the source_to_target index (measured 2026-12-01)
+BYTES_PER_EDGE = 89  # on disk: source, target, type, group id/index, syn_weight, delay, section id/pos,
+                     # distance, conductance, tau1, tau2, erev (80 B) and the source_to_target index
+                     # (measured on EI3, 2026-12-02)
 BYTES_PER_EDGE_DRAWN = 300  # a block's edges while drawn, split by receptor, sorted and saved (measured)
 BASE_MEMORY = 100e6  # the interpreter with numpy, h5py, lxml and the cells (measured: EI1 93 MB)
 BYTES_PER_INDEXED_EDGE = 40  # the source_to_target index: source ids, their order, runs

@@ -113,10 +113,18 @@ def write_nodes(path: Path, population: str, node_type_ids: np.ndarray, position
                 params[name].attrs["units"] = "nA"
 
 
+#: the SONATA extension's type for dual-exponential conductance synapses with per-edge
+#: conductance, tau1, tau2 and erev (Allen's "chemical" connections); NMDA's Mg2+ block is in
+#: its dynamics_params (NeuroML), like every receptor's full model
+EDGE_POPULATION_TYPE = "Exp2Syn_synapse"
+
 _EDGE_ATTRIBUTES = {"syn_weight": ("weight", np.float64, "uS"), "delay": ("delay", np.float64, "ms"),
                     "afferent_section_id": ("section", np.uint32, None),
                     "afferent_section_pos": ("position", np.float32, None),
-                    "distance": ("distance", np.float32, "um")}
+                    "distance": ("distance", np.float32, "um"),
+                    # SONATA extension, Exp2Syn_synapse edges (bluepysnap's validator requires them)
+                    "conductance": ("conductance", np.float32, "uS"), "tau1": ("tau1", np.float32, "ms"),
+                    "tau2": ("tau2", np.float32, "ms"), "erev": ("erev", np.float32, "mV")}
 
 
 def write_edges(path: Path, population: str, source_population: str, target_population: str,
@@ -223,7 +231,7 @@ def write_circuit_config(path: Path, nodes: list, edges: list, components: dict,
                        "populations": {population: {"type": kind}}}
                       for nodes_file, types_file, population, kind in nodes],
             "edges": [{"edges_file": f"$NETWORK_DIR/{edges_file}", "edge_types_file": f"$NETWORK_DIR/{types_file}",
-                       "populations": {population: {"type": "chemical"}}}
+                       "populations": {population: {"type": EDGE_POPULATION_TYPE}}}
                       for edges_file, types_file, population in edges],
         },
         **extra,
