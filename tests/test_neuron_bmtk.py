@@ -196,3 +196,13 @@ def test_export_refuses_edges_without_livns_synapse_sites_before_writing(tmp_pat
 def test_ecp_is_an_option_of_the_bmtk_export_only(tmp_path):
     done = run_livn("export", "EI1", "--to", "neuroml", "--ecp", "-o", tmp_path / "out")
     assert done.returncode == 2 and "--ecp" in done.stderr and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("option, value", [("duration", float("nan")), ("duration", -1.0), ("dt", 0.0), ("dt", "0.1")])
+def test_export_bmtk_refuses_bad_run_settings_before_writing(tmp_path, option, value):
+    from livn.system import System, predefined
+    from livn.targets.neuron.bmtk import export_bmtk
+
+    with pytest.raises(ValueError, match=option):
+        export_bmtk(System(predefined("EI1")), tmp_path / "out", **{option: value})
+    assert not list(tmp_path.iterdir())

@@ -165,6 +165,9 @@ def export_bmtk(system, directory, duration: float = 1000.0, dt: float = 0.025, 
     directory = Path(directory)
     if directory.exists():
         raise FileExistsError(f"{directory} exists: choose a new folder")
+    for name, value in (("duration", duration), ("dt", dt)):
+        if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number of ms > 0, found {value!r}")
     model = system.network
     _check(model)
     report = _ecp_report(system) if ecp else None
