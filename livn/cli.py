@@ -208,20 +208,11 @@ def build(target, output, scale) -> None:
 
 
 def _system(target: str, scale: float = 1.0):
-    """A System from a circuit (directory, circuit_config.json, simulation_config.json), or a
-    predefined name (built if needed, at ``scale``)."""
-    from .system import System, predefined
+    """A System from a circuit (directory, circuit_config.json, simulation_config.json), a
+    spec file or a predefined name (both built if needed, at ``scale``)."""
+    from .system import System, resolve_circuit
 
-    path = Path(target)
-    if not path.exists() and target in predefined_names():
-        path = predefined(target, scale)
-    elif scale != 1.0:
-        raise click.UsageError(f"--scale applies to a predefined system; {target} is a circuit, built already "
-                               f"(build a spec at a scale with `livn build SPEC --scale S`)")
-    elif not path.exists():
-        raise FileNotFoundError(f"{target}: no such circuit, and not a predefined system "
-                                f"({', '.join(predefined_names())})")
-    return System(path)
+    return System(resolve_circuit(target, scale))
 
 
 @main.command()
@@ -499,6 +490,131 @@ def list_systems() -> None:
                    + (f" (+ {inputs} input cells)" if inputs else ""))
     sys.exit(1 if broken else 0)
 
+
+_LAUNCH = click.option("--launch", is_flag=True,
+                       help="Do it. Without --launch the command prints what it would do and changes nothing.")
+
+
+def _positive_int(minimum: int = 1):
+    def check(ctx, param, value):
+        if value is not None and value < minimum:
+            raise click.BadParameter(f"expected an integer >= {minimum}, found {value}")
+        return value
+
+    return check
+
+
+def _area(ctx, param, value):
+    try:
+        width, height = (float(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT in um (e.g. 800x800), found {value!r}") from None
+    if not all(math.isfinite(x) and x > 0 for x in (width, height)):
+        raise click.BadParameter(f"expected a finite width and height > 0 um, found {value!r}")
+    return width, height
+
+
+@systems.command("generate_2d")
+@click.argument("name")
+@click.option("--exc", type=int, default=400, show_default=True, callback=_positive_int(1), help="Excitatory cells.")
+@click.option("--inh", type=int, default=100, show_default=True, callback=_positive_int(0), help="Inhibitory cells.")
+@click.option("--area", default="800x800", show_default=True, callback=_area,
+              help="Culture size WIDTHxHEIGHT, um; cells are placed uniformly at random.")
+@click.option("--sigma", type=float, default=200.0, show_default=True, callback=_finite(0.0),
+              help="Width of the Gaussian connection-probability kernel, um.")
+@click.option("--p-max", type=float, default=0.74, show_default=True, callback=_finite(0.0, maximum=1.0),
+              help="Connection probability at distance 0.")
+@click.option("--cutoff", type=float, default=0.1, show_default=True, callback=_finite(0.0, strict=False, maximum=1.0),
+              help="Pairs less likely than this are never connected.")
+@click.option("--velocity", type=float, default=250.0, show_default=True, callback=_finite(0.0),
+              help="Axonal conduction velocity, um/ms (delay = distance / velocity).")
+@click.option("--pitch", type=float, default=100.0, show_default=True, callback=_finite(0.0),
+              help="Electrode spacing, um (grid: the largest power-of-two square that fits).")
+@click.option("--seed", type=int, default=0, show_default=True, callback=_positive_int(0),
+              help="Seed of placement, connectivity and noise.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
+              help="Folder of the spec and its NeuroML models [default: ./NAME].")
+@_LAUNCH
+@user_errors
+def generate_2d(name, exc, inh, area, sigma, p_max, cutoff, velocity, pitch, seed, output, launch) -> None:
+    """Write the spec of a new 2D EXC/INH culture (the EI systems' models, copied beside it) and build it.
+
+    Then `livn run FOLDER/NAME.yaml` or `make("FOLDER/NAME.yaml")` simulates it.
+    """
+    from .tools.generate import Culture2D, conflicts, generate_2d as generate, planned_files
+
+    culture = Culture2D(name, exc, inh, area[0], area[1], sigma, p_max, cutoff, velocity, pitch, seed)
+    problems = culture.problems()
+    if problems:
+        raise click.UsageError("; ".join(problems))
+    folder = Path(output) if output is not None else Path(name)
+    files = planned_files(culture)
+    if not launch:
+        click.echo(culture.spec_text())
+        clashes = conflicts(folder, files)
+        click.echo(f"# would write {folder / (name + '.yaml')} and {len(files) - 1} NeuroML file(s) beside it, "
+                   f"then build it ({culture.neurons} neurons)" + (
+                       f"; refused now: {', '.join(clashes)} exist(s) there with other content" if clashes else "")
+                   + "\n# add --launch to do it", err=True)
+        return
+    from .system import System, built
+
+    spec = generate(culture, folder)
+    click.echo(f"wrote {spec} (+ models in {folder})")
+    system = System(built(spec))
+    click.echo(system.summary())
+    click.echo(f"simulate it: livn run {spec}   or in Python: make({str(spec)!r})")
+
+
+@systems.command("sample")
+@click.argument("system")
+@click.option("--trials", type=int, default=1000, show_default=True, callback=_positive_int(1),
+              help="Trials the dataset should hold; those already there are kept.")
+@click.option("--duration", type=float, default=500.0, show_default=True, callback=_finite(0.0),
+              help="Recorded, stimulated part of a trial, ms.")
+@click.option("--warmup", type=float, default=200.0, show_default=True, callback=_finite(0.0, strict=False),
+              help="Unrecorded, unstimulated start of a trial, ms.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=_positive_int(0), help="Seed of the stimuli.")
+@click.option("--amplitude", type=float, nargs=2, default=(5.0, 40.0), show_default=True,
+              help="Range of a stimulated channel's amplitude, uA.")
+@click.option("--rate", type=float, nargs=2, default=(2.0, 20.0), show_default=True,
+              help="Range of a trial's pulse rate, Hz.")
+@click.option("--voltage-dt", type=float, default=None, callback=_finite(0.0),
+              help="Also store every cell's soma potential at this interval, ms.")
+@click.option("--chunk", type=int, default=10, show_default=True, callback=_positive_int(1), help="Trials per file.")
+@click.option("--backend", type=click.Choice(target_names()), default="brian2", show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, callback=_positive_int(1),
+              help="Processes running trials at once (under mpiexec the ranks share the trials instead).")
+@click.option("--scale", type=float, default=1.0, show_default=True, callback=_finite(0.0, maximum=1.0),
+              help="Fraction of a predefined system or spec.")
+@_LAUNCH
+@user_errors
+def sample_command(system, trials, duration, warmup, seed, amplitude, rate, voltage_dt, chunk, backend, workers, scale,
+                   launch) -> None:
+    """Make a dataset of responses to random MEA stimuli (Parquet, one row per trial), resumable.
+
+    The dataset lives in a run directory keyed by the system and these options: the same
+    command again finds it (and adds trials if --trials grew). Read it with
+    livn.datasets.load(DIRECTORY) or pandas.read_parquet(DIRECTORY/trials).
+    """
+    from .system import resolve_circuit
+    from .tools.sample import SampleConfig, dataset_directory, done_trials, pending_groups, sample
+
+    config = SampleConfig(duration, warmup, seed, chunk, amplitude[0], amplitude[1], rate[0], rate[1], voltage_dt,
+                          backend)
+    problems = config.problems()
+    if problems:
+        raise click.UsageError("; ".join(problems))
+    circuit = resolve_circuit(system, scale)
+    run, _ = dataset_directory(str(circuit), config)
+    done = done_trials(run.path / "trials") & set(range(trials))
+    if not launch:
+        pending = sum(len(g) for g in pending_groups(trials, done, chunk))
+        click.echo(f"dataset: {run.path}\n{len(done)} of {trials} trials there; would run {pending} "
+                   f"({duration + warmup:g} ms each, {backend}, {workers} worker(s))\nadd --launch to do it")
+        return
+    path = sample(str(circuit), trials, config, workers=workers)
+    click.echo(f"dataset: {path} ({len(done_trials(path / 'trials'))} trials; card: {path / 'README.md'})")
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from .result import Result
-from .system import System, predefined
+from .system import System
 from .targets import DEFAULT, get_target, target_names
 
 
@@ -227,16 +227,9 @@ class Env:
 
 
 def make(name, backend: str | None = None, scale: float = 1.0, **kwargs) -> Env:
-    """An Env of a predefined system ``name`` (built on first use; ``scale``: the fraction of
-    it, see :func:`livn.predefined`), or of a circuit directory / ``circuit_config.json`` /
-    ``simulation_config.json``, default parameters applied."""
-    from .resources import predefined_names
-    from .system import check_scale
+    """An Env of a predefined system ``name`` or of a spec file (``*.yaml``), built on first use
+    and cached (``scale``: the fraction of it, see :func:`livn.predefined`), or of a circuit
+    directory / ``circuit_config.json`` / ``simulation_config.json``; default parameters applied."""
+    from .system import resolve_circuit
 
-    scale = check_scale(scale)
-    if isinstance(name, str) and name in predefined_names() and not os.path.exists(name):
-        return Env(System(predefined(name, scale)), backend=backend, **kwargs)
-    if scale != 1.0:
-        raise ValueError(f"scale={scale:g} applies to a predefined system (built at that scale); {name!r} is a "
-                         f"circuit, built already: build a spec at a scale with `livn build SPEC --scale S`")
-    return Env(System(name), backend=backend, **kwargs)
+    return Env(System(resolve_circuit(name, scale)), backend=backend, **kwargs)

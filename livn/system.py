@@ -68,9 +68,7 @@ def check_scale(scale) -> float:
 def predefined(name: str, scale: float = 1.0) -> Path:
     """Path of the circuit of predefined system ``name``, built from its shipped spec on first use.
 
-    The circuit is cached under :func:`cache_root`, keyed by a hash of the spec and every file
-    it references, so editing any of them gives a new build. Concurrent callers wait on a
-    file lock; a build appears in the cache only once complete (atomic rename).
+    See :func:`built` for the cache.
 
     Parameters
     ----------
@@ -82,9 +80,24 @@ def predefined(name: str, scale: float = 1.0) -> Path:
     """
     if name not in predefined_names():
         raise ValueError(f"unknown system {name!r}; predefined systems: {', '.join(predefined_names())}")
+    return built(spec_path(name), scale)
+
+
+def built(path: str | os.PathLike, scale: float = 1.0) -> Path:
+    """Path of the circuit of the spec at ``path`` (at ``scale``), built on first use.
+
+    The circuit is cached under :func:`cache_root`, keyed by a hash of the spec and every file
+    it references, so editing any of them gives a new build. Concurrent callers wait on a
+    file lock; a build appears in the cache only once complete (atomic rename).
+
+    Raises
+    ------
+    SpecError
+        With every problem of the spec.
+    """
     scale = check_scale(scale)
-    spec = load_spec(spec_path(name), scale)
-    label = name if scale == 1.0 else f"{name}-scale{scale:g}"
+    spec = load_spec(Path(path), scale)
+    label = spec.name if scale == 1.0 else f"{spec.name}-scale{scale:g}"
     target = cache_root() / "systems" / f"{label}-{content_hash(spec)[:16]}"
     from .build.parallel import World
 
@@ -115,6 +128,22 @@ def predefined(name: str, scale: float = 1.0) -> Path:
                               f"building it again", RuntimeWarning, stacklevel=2)
             build_circuit(spec, target, owned=True)
     return target
+
+
+def resolve_circuit(target: str | os.PathLike, scale: float = 1.0) -> Path:
+    """The circuit of a predefined system's name, a spec file (both built on first use) or a
+    circuit directory / configuration file (as it is)."""
+    if isinstance(target, str) and target in predefined_names() and not os.path.exists(target):
+        return predefined(target, scale)
+    if str(target).endswith((".yaml", ".yml")) and os.path.isfile(target):
+        return built(target, scale)
+    if scale != 1.0:
+        raise ValueError(f"scale={scale:g} applies to a predefined system or a spec (built at that scale); "
+                         f"{str(target)!r} is a circuit, built already")
+    if not os.path.exists(target):
+        raise ValueError(f"{target}: no such circuit or spec file, and not a predefined system "
+                         f"({', '.join(predefined_names())})")
+    return Path(target)
 
 
 def _intact(directory: Path) -> bool:
@@ -154,6 +183,33 @@ class System:
 
     def __repr__(self) -> str:
         return f"System({str(self.directory)!r})"
+
+    @cached_property
+    def content_key(self) -> str:
+        """SHA-256 identifying what the circuit holds (the same for a rebuild of the same spec).
+
+        From livn's manifest when livn built the circuit (each file's digest; a file too large
+        to hash there by its size); otherwise from the configuration and every nodes/edges file
+        it names, read in full.
+        """
+        from .build.output import read_manifest
+
+        digest = hashlib.sha256()
+        files = read_manifest(self.directory)
+        if files is not None:
+            for name, facts in sorted(files.items()):
+                digest.update(f"{name}\0{facts.get('sha256', facts['size'])}\0".encode())
+            return digest.hexdigest()
+        paths = {self.config_path}
+        for kind in ("nodes", "edges"):
+            for entry in self.config.get("networks", {}).get(kind, []):
+                paths.update(Path(self.directory, entry[key]) for key in entry if key.endswith("_file"))
+        for path in sorted(p for p in paths if p.is_file()):
+            digest.update(path.name.encode() + b"\0")
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
 
     # -- populations ---------------------------------------------------------------------
     @property
