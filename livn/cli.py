@@ -323,7 +323,8 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
 
     from .env import Env, _backend
     from .io import pulse_train
-    from .measures import branching_ratio, mean_rate
+    from .measures import mean_rate
+    from .protocols import branching_line, spike_branching_ratio
     from .plot import plot_activity
     from .nwb import write_nwb
     from .protocols import run_with_progress
@@ -397,7 +398,7 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
     click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({backend})")
     for p in system.populations:
         click.echo(f"  {p}: {mean_rate(it, t, system.gids(p), 0, duration):.2f} Hz")
-    click.echo(f"  branching ratio (4 ms bins): {branching_ratio(t, 0, duration):.2f}")
+    click.echo("  " + branching_line(spike_branching_ratio(t, 0, duration)).strip())
     click.echo(f"  spikes: {output / 'spikes.h5'}\n  raster: {picture}")
     if voltage_gids and ranks == 1 and not coreneuron:
         click.echo(f"  voltage: {output / 'voltage.h5'}")
@@ -443,10 +444,14 @@ def _gids_of(system, reports):
 @click.option("--transient", type=float, default=None, callback=_finite(0.0, strict=False),
               help="ms discarded (< duration) [default: 500; 200 for such trees; at most half the duration]")
 @click.option("--backend", type=click.Choice(target_names()), default=None)
+@click.option("--plot", "picture", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="PNG",
+              help="Also draw the spontaneous run into this PNG: raster, population rate with the detected network "
+                   "bursts, avalanche sizes and durations with their fitted power laws.")
 @_SCALE
 @user_errors
-def dynamics(target, duration, transient, backend, scale) -> None:
-    """Measure spontaneous and stimulated rates and the branching ratio of a system's defaults."""
+def dynamics(target, duration, transient, backend, picture, scale) -> None:
+    """Measure a system's defaults: spontaneous and stimulated rates; from the spontaneous run the
+    branching ratio (multistep regression), neuronal avalanches and MEA channel and network bursts."""
     from .env import Env
     from .protocols import default_protocol, measure
 
@@ -462,7 +467,12 @@ def dynamics(target, duration, transient, backend, scale) -> None:
         raise ValueError(f"{system.name} has no MEA: the stimulated protocol needs one")
     env = Env(system, backend=backend)
     click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters, {env.backend}")
-    click.echo(measure(env, duration, transient).report())
+    measured = measure(env, duration, transient)
+    click.echo(measured.report())
+    if picture is not None:
+        from .plot import plot_dynamics
+
+        click.echo(f"picture: {plot_dynamics(system, measured, picture)}")
 
 
 @main.group()
@@ -615,6 +625,76 @@ def sample_command(system, trials, duration, warmup, seed, amplitude, rate, volt
         return
     path = sample(str(circuit), trials, config, workers=workers)
     click.echo(f"dataset: {path} ({len(done_trials(path / 'trials'))} trials; card: {path / 'README.md'})")
+
+
+@systems.command("tune")
+@click.argument("system")
+@click.option("--trials", type=int, default=60, show_default=True, callback=_positive_int(1),
+              help="Complete trials the study should hold; stored ones count.")
+@click.option("--duration", type=float, default=3000.0, show_default=True, callback=_finite(0.0),
+              help="Length of each protocol (spontaneous, stimulated) per trial, ms.")
+@click.option("--transient", type=float, default=300.0, show_default=True, callback=_finite(0.0, strict=False),
+              help="Start of each protocol left out of the figures, ms.")
+@click.option("--factor", type=float, default=4.0, show_default=True, callback=_finite(1.0),
+              help="Search each parameter log-uniformly within [default / factor, default x factor].")
+@click.option("--param", "parameters", multiple=True,
+              help="A parameter to search (repeatable; default: every weight and noise g0/sigma).")
+@click.option("--targets", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="YAML of figure -> {target|range, scale} replacing the default targets.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=_positive_int(0), help="Seed of the sampler.")
+@click.option("--backend", type=click.Choice(target_names()), default="brian2", show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, callback=_positive_int(1),
+              help="Processes running trials at once on the shared study.")
+@click.option("--promote", is_flag=True,
+              help="Write the best parameters into the spec's defaults, with the measured figures beside them.")
+@_LAUNCH
+@user_errors
+def tune_command(system, trials, duration, transient, factor, parameters, targets, seed, backend, workers, promote,
+                 launch) -> None:
+    """Search a system's weights and noise toward target dynamics (Optuna TPE; resumable).
+
+    Default targets: spontaneous ~3 Hz, stimulated ~12 Hz, branching ratio ~1 (multistep
+    regression), network bursts at 0.05-0.5 Hz with most channels taking part. The study
+    lives in a run directory keyed by the system and these options.
+    """
+    import json as json_module
+
+    from .tools.tune import TARGETS, TuneConfig, complete_trials, open_study, promote as write_spec, read_targets
+    from .tools.tune import search_space, tune, tune_directory
+    from .system import System, resolve_circuit, resolve_spec
+
+    goals = {**TARGETS, **read_targets(targets)} if targets else TARGETS
+    config = TuneConfig(duration, transient, factor, tuple(parameters), goals, seed, backend)
+    problems = config.problems()
+    if problems:
+        raise click.UsageError("; ".join(problems))
+    spec = None
+    if promote:
+        if not str(system).endswith((".yaml", ".yml")) and system not in predefined_names():
+            raise click.UsageError(f"--promote writes into a spec: give a spec file or a predefined system, found {system}")
+        spec = resolve_spec(system)
+    circuit = resolve_circuit(system)
+    space = search_space(System(circuit).default_params(), config)
+    run, _ = tune_directory(str(circuit), config)
+    stored = len(complete_trials(open_study(run, config))) if (run.path / "study.db").exists() else 0
+    if not launch:
+        click.echo(f"study: {run.path}\n{stored} of {trials} trials there; would run {max(trials - stored, 0)} "
+                   f"({2 * duration:g} ms of simulation each, {backend}, {workers} worker(s))")
+        for name, (low, high) in space.items():
+            click.echo(f"  {name:<24} {low:.4g} .. {high:.4g}")
+        click.echo("targets: " + json_module.dumps(goals))
+        if promote:
+            click.echo(f"then write the best into {spec}")
+        click.echo("add --launch to do it")
+        return
+    path = tune(str(circuit), trials, config, workers=workers)
+    result = json_module.loads((path / "result.json").read_text())
+    click.echo(f"study: {path} ({result['trials']} trials)\nbest trial {result['best_trial']}, loss {result['loss']:.4g}")
+    for name, value in result["params"].items():
+        click.echo(f"  {name:<24} {value:.4g}")
+    click.echo("figures: " + ", ".join(f"{k} {v:.3g}" for k, v in result["figures"].items() if v is not None))
+    if promote:
+        click.echo(f"promoted into {write_spec(spec, result, path)}")
 
 if __name__ == "__main__":
     main()

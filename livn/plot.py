@@ -106,3 +106,79 @@ def plot_activity(system: System, it: np.ndarray, t: np.ndarray, path: Path, tit
     channels.set(ylabel="MEA channel", xlabel="time (ms)", xlim=(0, duration), ylim=(-0.5, len(per_channel) - 0.5))
     channels.yaxis.get_major_locator().set_params(integer=True)
     return _save(fig, path)
+
+
+def _log_binned(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Probability per unit value of whole numbers >= 1 in logarithmic bins: (centres, density)."""
+    edges = np.unique(np.floor(np.logspace(0, np.log10(values.max() + 1), 25)))
+    counts = np.histogram(values, edges)[0]
+    keep = counts > 0
+    centres = np.sqrt(edges[:-1] * np.maximum(edges[1:] - 1, edges[:-1]))
+    return centres[keep], counts[keep] / (np.diff(edges)[keep] * len(values))
+
+
+def _avalanche_panel(axis, values: np.ndarray, fit, symbol: str, xlabel: str) -> None:
+    """Distribution of avalanche sizes or durations on log-log axes, with the fitted power law
+    (normalised to the fraction of avalanches in its tail)."""
+    from scipy.special import zeta
+
+    if not len(values):
+        axis.text(0.5, 0.5, "no avalanches", ha="center", va="center", transform=axis.transAxes)
+        axis.set(xlabel=xlabel)
+        return
+    centres, density = _log_binned(values)
+    axis.loglog(centres, density, "o", ms=4, color="0.2", label=f"{len(values)} avalanches")
+    if fit.fitted:
+        x = np.unique(np.geomspace(fit.xmin, values.max(), 50).round())
+        # discrete power law: p(x) = x^-a / zeta(a, xmin) on the tail
+        y = fit.tail / fit.count * x ** -fit.exponent / zeta(fit.exponent, fit.xmin)
+        label = f"{symbol} = {fit.exponent:.2f} from {fit.xmin:g}" + ("" if fit.preferred else " (not preferred)")
+        axis.loglog(x, y, "-", color="tab:red", lw=1.5, label=label)
+    axis.set(xlabel=xlabel, ylabel="probability")
+    axis.legend(fontsize=8)
+
+
+def plot_dynamics(system: System, dynamics, path: Path, title: str = "") -> Path:
+    """The spontaneous run of :func:`livn.protocols.measure` as a PNG at ``path``: raster by
+    population and population rate (5 ms bins) over the measured window, network bursts
+    shaded; avalanche sizes and durations with their fitted power laws."""
+    if dynamics.spikes is None:
+        raise ValueError("dynamics holds no spikes (expected the Dynamics of livn.protocols.measure, "
+                         "found spikes=None)")
+    it, t = (np.asarray(a) for a in dynamics.spikes)
+    start, stop = dynamics.transient, dynamics.duration
+    plt = _pyplot()
+    fig = plt.figure(figsize=(13, 7.5))
+    grid = fig.add_gridspec(2, 3, height_ratios=[2, 1])
+    raster = fig.add_subplot(grid[0, :2])
+    rate = fig.add_subplot(grid[1, :2], sharex=raster)
+    sizes, durations = fig.add_subplot(grid[0, 2]), fig.add_subplot(grid[1, 2])
+    colours = {"excitatory": "tab:red", "inhibitory": "tab:blue"}
+    shown = (t >= start) & (t < stop)
+    for name in system.populations:
+        mask = shown & np.isin(it, system.gids(name))
+        raster.plot(t[mask], it[mask], "|", ms=2, color=colours.get(_role(system, name), None),
+                    label=f"{name} ({mask.sum()} spikes)")
+    raster.set(ylabel="gid", xlim=(start, stop), title=title or f"{system.name}: spontaneous activity")
+    raster.legend(loc="upper right", fontsize=8)
+    bins = np.arange(start, stop + 2.5, 5.0)
+    rate.plot(bins[:-1], np.histogram(t, bins)[0] / (system.num_neurons * 0.005), color="k", lw=0.8)
+    bursts = dynamics.bursts
+    if bursts is not None:
+        for k, (first, last) in enumerate(zip(bursts.start, bursts.end)):
+            for axis in (raster, rate):
+                axis.axvspan(first, last, color="tab:orange", alpha=0.3, lw=0,
+                             label=f"network bursts ({bursts.count})" if k == 0 and axis is rate else None)
+        if bursts.count:
+            rate.legend(loc="upper right", fontsize=8)
+    rate.set(ylabel="rate (Hz)", xlabel="time (ms)", xlim=(start, stop))
+    avalanches = dynamics.avalanches
+    if avalanches is None:
+        for axis in (sizes, durations):
+            axis.text(0.5, 0.5, "no MEA channel events", ha="center", va="center", transform=axis.transAxes)
+    else:
+        _avalanche_panel(sizes, avalanches.sizes, avalanches.size_fit, "τ", "avalanche size (events)")
+        _avalanche_panel(durations, avalanches.durations, avalanches.duration_fit, "α",
+                         f"avalanche duration (bins of {avalanches.bin:.2f} ms)")
+        sizes.set_title("Avalanches of the MEA channels' events", fontsize=10)
+    return _save(fig, path)

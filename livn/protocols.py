@@ -2,8 +2,22 @@
 
 Spontaneous: no stimulus, noise only. Stimulated: biphasic, cathodic-first pulses
 (0.2 ms per phase, 0.05 ms gap) of ``STIMULUS_AMPLITUDE`` µA on every MEA channel at
-``STIMULUS_RATE`` Hz. Both are measured after a transient; the branching ratio comes from
-the spontaneous run with 4 ms bins.
+``STIMULUS_RATE`` Hz. Both are measured after a transient.
+
+The spontaneous run also gives the culture's collective figures:
+
+- branching ratio: multistep regression (Wilting & Priesemann 2018) on the spike count of
+  all neurons (unbiased under subsampling, so the full count is simply the best-sampled
+  series) in 4 ms bins (``BRANCHING_BIN``): about one synaptic step (axonal delay of up to
+  ~2 ms across 400 um at 250 um/ms, synaptic rise, membrane integration), the bin W&P used
+  for spike recordings, and comparable with Beggs & Plenz's avalanche bins. m depends on
+  the bin; the report adds the autocorrelation time -bin / ln m, which does not as long as
+  the activity is a branching process (EI2's is not: at 4 ms its correlation turns negative
+  after one bin, inhibition, and m comes out near 0);
+- avalanches (Beggs & Plenz 2003) of the MEA channels' events (what an experimenter
+  records, overlaps of neighbouring electrodes included), binned at their mean
+  inter-event interval as Beggs & Plenz prescribe;
+- channel and network bursts of the MEA channels (after Wagenaar, Pine & Potter 2006).
 
 20 µA at 10 Hz (chosen 2026-11-25 with the tuned EI defaults): ~106 mV at the electrode
 (52 µm below the cells); each pulse evokes about one extra spike per cell on average, so the
@@ -14,22 +28,30 @@ gives ~10 Hz (EI2); stronger pulses add little (40 µA: EI2 15.9, EI3 9.7 Hz).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .io import pulse_train
-from .measures import BRANCHING_BIN, branching_ratio, mean_rate, phase_locking
+from .measures import (BRANCHING_BIN, LIKELIHOOD_P, MIN_FIT, Avalanches, NetworkBursts, PowerLawFit,
+                       autocorrelation_time, avalanche_statistics, mean_event_interval, mean_rate,
+                       multistep_branching_ratio, network_bursts, phase_locking)
 
 STIMULUS_AMPLITUDE = 20.0  # µA per channel
 STIMULUS_RATE = 10.0  # Hz
+#: lags of the multistep regression, bins (multistep_branching_ratio's default: 160 ms at 4 ms bins)
+BRANCHING_STEPS = 40
 
 
 @dataclass(frozen=True)
 class Dynamics:
-    """Measured figures: rates in Hz per population and overall, branching ratio; for a system
-    whose input drives are theta-modulated, each population's locking to that rhythm in the
-    spontaneous run (population -> (vector strength, preferred phase rad, Rayleigh p))."""
+    """Measured figures: rates in Hz per population and overall; from the spontaneous run the
+    multistep-regression branching ratio (``BRANCHING_BIN`` ms bins; NaN when the measured
+    window holds fewer than 2 · ``BRANCHING_STEPS`` bins), avalanches and bursts of the MEA
+    channels (None without an MEA or, for avalanches, without two channel events) and, for a
+    system whose input drives are theta-modulated, each population's locking to that rhythm
+    (population -> (vector strength, preferred phase rad, Rayleigh p)). ``spikes`` keeps the
+    spontaneous run's (gids, times ms) for :func:`livn.plot.plot_dynamics`."""
 
     spontaneous: dict
     stimulated: dict
@@ -38,6 +60,9 @@ class Dynamics:
     transient: float
     theta_frequency: float | None = None
     theta: dict | None = None
+    avalanches: Avalanches | None = None
+    bursts: NetworkBursts | None = None
+    spikes: tuple | None = field(default=None, repr=False, compare=False)
 
     def report(self) -> str:
         def rates(d):
@@ -53,9 +78,74 @@ class Dynamics:
         return (f"spontaneous mean rate: {rates(self.spontaneous)}\n"
                 f"stimulated mean rate:  {rates(self.stimulated)}  ({STIMULUS_AMPLITUDE:g} uA biphasic pulses "
                 f"on every channel at {STIMULUS_RATE:g} Hz)\n"
-                f"branching ratio:       {self.branching_ratio:.2f}  (spontaneous, {BRANCHING_BIN:g} ms bins)\n"
+                + branching_line(self.branching_ratio)
+                + _avalanche_lines(self.avalanches, self.duration - self.transient)
+                + _burst_lines(self.bursts)
                 + locking +
                 f"measured over {self.duration - self.transient:g} ms after a {self.transient:g} ms transient")
+
+
+def branching_line(m: float) -> str:
+    """The report's line for a branching ratio from :func:`spike_branching_ratio`."""
+    how = f"multistep regression, spontaneous, {BRANCHING_BIN:g} ms bins"
+    if np.isnan(m):
+        return (f"branching ratio:       n/a  ({how}: needs {2 * BRANCHING_STEPS * BRANCHING_BIN:g} ms "
+                f"after the transient)\n")
+    if m == 0:
+        return f"branching ratio:       0.00  ({how}: consecutive bins uncorrelated)\n"
+    if m < 0.005:
+        # r_1 > 0 but r_k ~ 0 or negative beyond: no decay time to speak of (the fit's m -> 0)
+        return f"branching ratio:       0.00  ({how}: correlated over one bin only)\n"
+    tau = autocorrelation_time(m, BRANCHING_BIN)
+    timescale = "infinite" if np.isinf(tau) else f"{tau:.1f} ms"
+    return f"branching ratio:       {m:.2f}  ({how}; autocorrelation time {timescale})\n"
+
+
+def _versus(name: str, r: float, p: float) -> str:
+    verdict = "better" if r > 0 and p < LIKELIHOOD_P else "worse" if r < 0 and p < LIKELIHOOD_P else "undecided"
+    return f"vs {name} {verdict} (p {p:.2g})"
+
+
+def _fit_line(label: str, fit: PowerLawFit, unit: str) -> str:
+    if not fit.fitted:
+        return f"{label:<23}not fitted ({fit.count} avalanches; needs {MIN_FIT} and a spread of values)\n"
+    unit = unit if fit.xmin != 1 else unit[:-1]
+    verdict = "preferred" if fit.preferred else "not preferred"
+    return (f"{label:<23}exponent {fit.exponent:.2f} from {fit.xmin:g} {unit} up ({fit.tail} of {fit.count} "
+            f"avalanches); power law {verdict}: "
+            f"{_versus('exponential', *fit.vs_exponential)}, {_versus('lognormal', *fit.vs_lognormal)}\n")
+
+
+def _avalanche_lines(avalanches: Avalanches | None, window: float) -> str:
+    if avalanches is None:
+        return ""
+    return (f"avalanches:            {len(avalanches.sizes)} in {window:g} ms of MEA channel events, "
+            f"{avalanches.bin:.2f} ms bins (their mean inter-event interval)\n"
+            + _fit_line("avalanche sizes:", avalanches.size_fit, "events")
+            + _fit_line("avalanche durations:", avalanches.duration_fit, "bins"))
+
+
+def _percent(fraction: float) -> str:
+    return "n/a" if np.isnan(fraction) else f"{100 * fraction:.0f} %"
+
+
+def _burst_lines(bursts: NetworkBursts | None) -> str:
+    if bursts is None:
+        return ""
+    window = bursts.window[1] - bursts.window[0]
+    lines = (f"network bursts:        {bursts.rate:.2f} Hz  ({bursts.count} in {window:g} ms; "
+             f"each >= {bursts.needed} of {bursts.active} active channels)\n")
+    if bursts.count == 1:
+        interval = "n/a (one network burst)"
+    else:
+        cv = "n/a (one interval)" if bursts.count == 2 else f"{bursts.interval_cv:.2f}"
+        interval = f"{bursts.interval_mean:.2f} s mean, CV {cv}"
+    if bursts.count:
+        lines += (f"inter-burst interval:  {interval}  (start to start)\n"
+                  f"burst duration:        {bursts.duration_mean:.0f} ms mean\n"
+                  f"channel participation: {_percent(bursts.participation)} of the active channels per network burst\n")
+    return lines + (f"spikes in bursts:      {_percent(bursts.fraction_in_network_bursts)} in network bursts, "
+                    f"{_percent(bursts.fraction_in_channel_bursts)} in channel bursts (of the channels' spikes)\n")
 
 
 def run_with_progress(env, duration: float, stimulus=None, label: str = ""):
@@ -99,14 +189,49 @@ def default_protocol(system) -> tuple[float, float]:
     return 5500.0, 500.0
 
 
+def _binned(t: np.ndarray, start: float, stop: float, bin: float) -> np.ndarray:
+    """Events per whole bin of ``bin`` ms from ``start`` (a last partial bin is dropped)."""
+    bins = int((stop - start) // bin)
+    if bins < 1:
+        return np.zeros(0, dtype=int)
+    return np.histogram(t, start + bin * np.arange(bins + 1))[0]
+
+
+def spike_branching_ratio(t: np.ndarray, start: float, stop: float) -> float:
+    """Multistep-regression branching ratio of spike times ``t`` (ms) in [start, stop), with
+    ``BRANCHING_BIN`` bins; NaN when the window holds fewer than 2 · ``BRANCHING_STEPS`` bins."""
+    counts = _binned(t, start, stop, BRANCHING_BIN)
+    if len(counts) < 2 * BRANCHING_STEPS:
+        return float("nan")
+    return multistep_branching_ratio(counts, BRANCHING_STEPS)[0]
+
+
+def _avalanches(channels: list, start: float, stop: float) -> Avalanches | None:
+    events = np.concatenate(channels) if channels else np.zeros(0)
+    bin = mean_event_interval(events, start, stop)
+    if np.isnan(bin):
+        return None
+    return avalanche_statistics(_binned(events, start, stop, bin), bin)
+
+
 def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: float = STIMULUS_AMPLITUDE,
-            rate: float = STIMULUS_RATE) -> Dynamics:
-    """Run both protocols on ``env`` (cleared before each; recording spikes) and measure."""
+            rate: float = STIMULUS_RATE, progress: bool = True) -> Dynamics:
+    """Run both protocols on ``env`` (cleared before each; recording spikes) and measure.
+
+    ``progress`` False: no progress bar even on a terminal (runs inside a tuning loop)."""
+    def run(stimulus, label):
+        if not progress:
+            return env.run(duration, stimulus=stimulus)
+        return run_with_progress(env, duration, stimulus, label)
+
     env.record_spikes()
     env.clear()
-    it, t = run_with_progress(env, duration, label="spontaneous")[:2]
+    it, t = run(None, "spontaneous")[:2]
     spontaneous = _rates(env, it, t, transient, duration)
-    ratio = branching_ratio(t, transient, duration)
+    ratio = spike_branching_ratio(t, transient, duration)
+    channels = env.channel_spikes(it, t) if env.system.num_channels else []
+    avalanches = _avalanches(channels, transient, duration)
+    bursts = network_bursts(channels, transient, duration) if channels else None
     frequency = env.system.theta_frequency
     theta = None
     if frequency is not None:
@@ -114,8 +239,8 @@ def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: 
                  for p in env.system.populations}
     env.clear()
     n = env.system.num_channels
-    it, t = run_with_progress(env, duration, pulse_train(duration, range(n), n, amplitude, rate, dt=env.dt),
-                              label="stimulated")[:2]
+    spikes = (it, t)
+    it, t = run(pulse_train(duration, range(n), n, amplitude, rate, dt=env.dt), "stimulated")[:2]
     stimulated = _rates(env, it, t, transient, duration)
     env.clear()
-    return Dynamics(spontaneous, stimulated, ratio, duration, transient, frequency, theta)
+    return Dynamics(spontaneous, stimulated, ratio, duration, transient, frequency, theta, avalanches, bursts, spikes)

@@ -1,0 +1,156 @@
+"""livn systems tune: Optuna over the protocols' figures, resumable, promoted into the spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from livn.spec import load_spec
+from livn.tools.generate import Culture2D, generate_2d
+from livn.tools.tune import (TARGETS, UNMEASURED, TuneConfig, check_targets, complete_trials, loss, open_study,
+                             promote, search_space, tune, tune_directory)
+from tests.conftest import LIVN, run_livn
+
+# short protocols on a 20-neuron culture: a few seconds per trial
+CONFIG = TuneConfig(duration=400.0, transient=100.0, parameters=("noise.excitatory.g0", "EXC->EXC.AMPA"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(generate_2d(Culture2D("Tiny", exc=16, inh=4, width=200, height=200), tmp_path_factory.mktemp("tiny")))
+
+
+def test_loss_scores_distance_in_units_of_scale():
+    perfect = {"spontaneous_rate": 3.0, "stimulated_rate": 12.0, "branching_ratio": 1.0, "network_burst_rate": 0.2,
+               "burst_participation": 0.8}
+    assert loss(perfect, TARGETS) == 0.0
+    assert loss({**perfect, "spontaneous_rate": 4.0}, TARGETS) == pytest.approx(4.0)  # 1 Hz off at scale 0.5
+    assert loss({**perfect, "network_burst_rate": 0.6}, TARGETS) == pytest.approx(4.0)  # 0.1 Hz above the range
+    assert loss({**perfect, "network_burst_rate": float("nan")}, TARGETS) == UNMEASURED
+
+
+@pytest.mark.parametrize("targets, message", [
+    ({"rate": {"target": 3, "scale": 1}}, "unknown figure"),
+    ({"spontaneous_rate": {"target": 3}}, "scale"),
+    ({"spontaneous_rate": {"target": 3, "range": [1, 2], "scale": 1}}, "exactly one"),
+    ({"network_burst_rate": {"range": [0.5, 0.1], "scale": 1}}, "low <= high"),
+    ({"spontaneous_rate": {"target": float("nan"), "scale": 1}}, "finite"),
+])
+def test_bad_targets_are_named(targets, message):
+    problems = check_targets(targets)
+    assert any(message in p for p in problems), problems
+
+
+def test_search_space_is_around_the_defaults():
+    defaults = {"EXC->EXC.AMPA": 4.0, "noise.excitatory.g0": 0.03, "EXC->INH.NMDA": 0.0}
+    assert search_space(defaults, TuneConfig(factor=2.0)) == {"EXC->EXC.AMPA": (2.0, 8.0),
+                                                              "noise.excitatory.g0": (0.015, 0.06)}
+    with pytest.raises(ValueError, match="unknown parameter"):
+        search_space(defaults, TuneConfig(parameters=("nope",)))
+    with pytest.raises(ValueError, match="default to 0"):
+        search_space(defaults, TuneConfig(parameters=("EXC->INH.NMDA",)))
+
+
+def test_tune_stores_trials_reuses_them_and_reproduces_the_best(tiny, tmp_path):
+    from livn.env import make
+    from livn.protocols import measure
+    from livn.tools.tune import figures
+
+    path = tune(tiny, 3, CONFIG, root=tmp_path, progress=False)
+    result = json.loads((path / "result.json").read_text())
+    assert result["trials"] == 3
+    space = search_space(make(tiny).default_params(), CONFIG)
+    assert all(low <= result["params"][n] <= high for n, (low, high) in space.items())
+    stamp = (path / "study.db").stat().st_mtime_ns
+    started = time.time()
+    assert tune(tiny, 3, CONFIG, root=tmp_path, progress=False) == path  # nothing left to run
+    assert time.time() - started < 20
+    # the stored figures are what the best parameters give again
+    env = make(tiny)
+    env.set_params(result["params"])
+    again = figures(measure(env, CONFIG.duration, CONFIG.transient, progress=False))
+    for name, value in result["figures"].items():
+        assert value == pytest.approx(again[name], nan_ok=True), name
+    assert (path / "study.db").stat().st_mtime_ns >= stamp
+
+
+@pytest.mark.slow
+def test_killed_tuning_resumes_from_its_stored_trials(tiny, tmp_path):
+    args = [LIVN, "systems", "tune", tiny, "--trials", "4", "--duration", "400", "--transient", "100",
+            "--param", "noise.excitatory.g0", "--launch"]
+    env = {**os.environ, "LIVN_CACHE": str(tmp_path)}
+    run, _ = tune_directory(tiny, TuneConfig(duration=400.0, transient=100.0, parameters=("noise.excitatory.g0",)),
+                            root=tmp_path / "runs" / "tune")
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    first = []
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None and not first:
+        time.sleep(0.5)
+        if (run.path / "study.db").exists():
+            first = complete_trials(open_study(run, TuneConfig(duration=400.0, transient=100.0,
+                                                                 parameters=("noise.excitatory.g0",))))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert first, "no trial completed before the deadline"
+    kept = {t.number: t.params for t in first}
+    resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr
+    study = open_study(run, TuneConfig(duration=400.0, transient=100.0, parameters=("noise.excitatory.g0",)))
+    done = complete_trials(study)
+    assert len(done) == 4
+    assert all({t.number: t.params for t in done}[n] == p for n, p in kept.items())  # not run again
+
+
+def test_promote_writes_the_parameters_and_the_figures(spec_copy):
+    path = spec_copy("EI2")
+    result = {"params": {"EXC->EXC.AMPA": 5.5, "noise.excitatory.g0": 0.031}, "trials": 12, "loss": 1.25,
+              "figures": {"spontaneous_rate": 3.1, "stimulated_rate": 11.8}, "written": "2026-12-02 15:00:00"}
+    promote(path, result, "/runs/x")
+    params = load_spec(path).default_params()
+    assert params["EXC->EXC.AMPA"] == 5.5 and params["noise.excitatory.g0"] == pytest.approx(0.031)
+    assert params["INH->EXC.GABA_A"] == 60.0  # the others as they were
+    text = path.read_text()
+    assert "spontaneous_rate 3.1" in text and "# default_params() returns" in text
+    promote(path, {**result, "params": {"EXC->EXC.AMPA": 6.0}}, "/runs/y")
+    text = path.read_text()
+    assert text.count("# Promoted") == 1 and "/runs/y" in text
+    assert load_spec(path).default_params()["EXC->EXC.AMPA"] == 6.0
+
+
+def test_cli_plans_without_launch(tiny, tmp_path):
+    result = run_livn("systems", "tune", tiny, "--trials", "5", env={"LIVN_CACHE": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "would run 5" in result.stdout and "noise.excitatory.g0" in result.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--factor", "0.5"], "finite number > 1"),
+    (["--trials", "0"], "integer >= 1"),
+    (["--transient", "500", "--duration", "400"], "shorter than duration"),
+    (["--param", "nope"], "unknown parameter"),
+])
+def test_bad_options_are_refused(tiny, tmp_path, options, message):
+    result = run_livn("systems", "tune", tiny, *options, "--launch", env={"LIVN_CACHE": str(tmp_path)})
+    assert result.returncode in (1, 2), result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_targets_file_is_refused_with_its_name(tiny, tmp_path):
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("spontaneous_rate: {target: 3}\nfoo: {target: 1, scale: 1}\n")
+    result = run_livn("systems", "tune", tiny, "--targets", targets, "--launch", env={"LIVN_CACHE": str(tmp_path)})
+    assert result.returncode == 1
+    assert "targets.yaml" in result.stderr and "scale" in result.stderr and "unknown figure" in result.stderr
+
+
+def test_promote_needs_a_spec(tmp_path, circuits):
+    result = run_livn("systems", "tune", circuits["EI1"], "--promote", env={"LIVN_CACHE": str(tmp_path)})
+    assert result.returncode == 2 and "--promote writes into a spec" in result.stderr
