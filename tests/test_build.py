@@ -93,6 +93,17 @@ def test_excitatory_pairs_carry_ampa_and_nmda_inhibitory_gaba(circuits):
         assert (e["afferent_section_id"][mask] == (1 if projection.onto == "dendrite" else 0)).all()
 
 
+def test_a_synaptic_delay_adds_to_the_conduction_delay(spec_copy, tmp_path):
+    path = spec_copy("EI1", lambda s: s.replace("delay: {velocity: 250 um/ms, min: 0.05 ms}",
+                                                  "delay: {velocity: 250 um/ms, synaptic: 1 ms, min: 1.1 ms}"))
+    system = System(build_circuit(load_spec(path), tmp_path / "EI1"))
+    e = system.edges
+    expected = np.maximum(1.0 + e["distance"] / 250.0, 1.1)
+    np.testing.assert_allclose(e["delay"], expected, rtol=1e-5)
+    assert (e["delay"] > 1.1 + 1e-6).any() and np.isclose(e["delay"], 1.1).any()  # both the sum and the floor occur
+    assert system.livn["delay"]["synaptic_ms"] == 1.0
+
+
 def test_delays_are_distance_over_velocity_and_weights_from_defaults(circuits):
     system = System(circuits["EI3"])
     e, xyz = system.edges, system.coordinates

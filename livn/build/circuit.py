@@ -73,7 +73,8 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
         "mea": {"pitch_um": spec.mea.pitch, "grid": list(spec.mea.grid), "electrode_radius_um": spec.mea.electrode_radius,
                 "offset_um": spec.mea.offset, "recording_radius_um": spec.mea.recording_radius,
                 "resistivity": spec.mea.resistivity},
-        "delay": {"velocity_um_per_ms": spec.delay.velocity, "min_ms": spec.delay.minimum},
+        "delay": {"velocity_um_per_ms": spec.delay.velocity, "min_ms": spec.delay.minimum,
+                  "synaptic_ms": spec.delay.synaptic},
         "projections": {p.name: _projection_block(p) for p in spec.projections},
     }
     if spec.noise is not None:

@@ -208,7 +208,8 @@ class _Meaning:
         receptors = self.receptors()
         kernel = self.kernel(("connectivity", "kernel"))
         delay = Delay(self.quantity(("connectivity", "delay", "velocity"), "velocity", positive=True),
-                      self.quantity(("connectivity", "delay", "min"), "time", nonnegative=True))
+                      self.quantity(("connectivity", "delay", "min"), "time", nonnegative=True),
+                      self.quantity(("connectivity", "delay", "synaptic"), "time", nonnegative=True) or 0.0)
         projections = self.projections(populations, receptors, kernel)
         noise = self.noise(populations)
         mea = self.mea(size)

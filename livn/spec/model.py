@@ -204,13 +204,15 @@ class Projection:
 
 @dataclass(frozen=True)
 class Delay:
-    """Axonal delay = distance / velocity (µm/ms), at least ``minimum`` (ms)."""
+    """Delay of a connection = ``synaptic`` (ms: release and receptor latency) + distance /
+    velocity (µm/ms: axonal conduction), at least ``minimum`` (ms)."""
 
     velocity: float
     minimum: float
+    synaptic: float = 0.0
 
     def of(self, distance: np.ndarray) -> np.ndarray:
-        return np.maximum(np.asarray(distance, dtype=float) / self.velocity, self.minimum)
+        return np.maximum(self.synaptic + np.asarray(distance, dtype=float) / self.velocity, self.minimum)
 
 
 @dataclass(frozen=True)
