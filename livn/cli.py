@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -50,7 +51,8 @@ def user_errors(command):
         except TargetError as err:
             _report(err.problems)
             click.echo(f"error: {str(err).splitlines()[0]}", err=True)
-        except (ValueError, KeyError, TypeError, OSError, RuntimeError) as err:  # files, paths, arguments
+        # files, paths, arguments; FloatingPointError: a run whose state stopped being finite
+        except (ValueError, KeyError, TypeError, OSError, RuntimeError, FloatingPointError) as err:
             if os.environ.get("LIVN_DEBUG"):
                 raise
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -319,18 +321,10 @@ def compile_(circuit, simulator, output, duration, dt, scale) -> None:
 @user_errors
 def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneuron, voltage_gids, nwb, scale) -> None:
     """Simulate a system; write its spike report and a raster a person can look at."""
-    import subprocess
-
-    from .env import Env, _backend
-    from .io import pulse_train
+    from .env import _backend
     from .measures import mean_rate
-    from .protocols import branching_line, spike_branching_ratio
     from .plot import plot_activity
-    from .nwb import write_nwb
-    from .protocols import run_with_progress
-    from .result import Result
-    from .sonata import read_spike_report_all, write_spike_report
-    from .targets.neuron.run import spikes_by_population
+    from .protocols import branching_line, spike_branching_ratio
 
     system = _system(target, scale)
     if duration is None:
@@ -355,7 +349,36 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
                                  f"{nwb.parent} is not a folder", param_hint="--nwb")
     _checked(system, backend)
     output = output or Path("out") / f"{system.name}-run"
+    created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
+    try:
+        it, t, wall, backend = _simulate(system, output, duration, backend, ranks, coreneuron, voltage_gids, recorded,
+                                         stimulate, pulse_rate, nwb)
+    except BaseException:
+        if created:  # a run that failed leaves no folder behind (livn made it: everything in it is livn's)
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+    picture = plot_activity(system, it, t, output / "raster.png", duration=duration)
+    click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({backend})")
+    for p in system.populations:
+        click.echo(f"  {p}: {mean_rate(it, t, system.gids(p), 0, duration):.2f} Hz")
+    click.echo("  " + branching_line(spike_branching_ratio(t, 0, duration)).strip())
+    click.echo(f"  spikes: {output / 'spikes.h5'}\n  raster: {picture}")
+
+
+def _simulate(system, output, duration, backend, ranks, coreneuron, voltage_gids, recorded, stimulate, pulse_rate,
+              nwb):
+    """The simulation of ``livn run``: (spike gids, times, wall s, backend label); writes the reports."""
+    import subprocess
+
+    from .env import Env
+    from .io import pulse_train
+    from .nwb import write_nwb
+    from .protocols import run_with_progress
+    from .result import Result
+    from .sonata import read_spike_report_all, write_spike_report
+    from .targets.neuron.run import spikes_by_population
+
     if ranks > 1 or coreneuron:
         mpiexec = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks)] if ranks > 1 else []
         source = system.circuit.simulation_path if system.circuit.simulation else system.config_path
@@ -394,12 +417,7 @@ def run(target, duration, backend, ranks, output, stimulate, pulse_rate, coreneu
             _write_voltages(system, result.voltages, output / "voltage.h5", dt=0.1)
         if nwb is not None:
             result.to_nwb(nwb)
-    picture = plot_activity(system, it, t, output / "raster.png", duration=duration)
-    click.echo(f"{system.name}: {duration:g} ms simulated in {wall:.1f} s wall ({backend})")
-    for p in system.populations:
-        click.echo(f"  {p}: {mean_rate(it, t, system.gids(p), 0, duration):.2f} Hz")
-    click.echo("  " + branching_line(spike_branching_ratio(t, 0, duration)).strip())
-    click.echo(f"  spikes: {output / 'spikes.h5'}\n  raster: {picture}")
+    return it, t, wall, backend
     if voltage_gids and ranks == 1 and not coreneuron:
         click.echo(f"  voltage: {output / 'voltage.h5'}")
     if nwb is not None:

@@ -123,11 +123,15 @@ def test_run_compile_and_dynamics_report_user_errors_without_a_traceback(tmp_pat
         (("dynamics", "EI1", "--transient", "6000"), 2, "(6000 ms) must be shorter than --duration (5500 ms)"),
         (("dynamics", "EI1", "--transient", "-1"), 2, "expected a finite number >= 0"),
         (("run", "EI1", "--backend", "nest"), 2, "'nest' is not one of 'brian2', 'neuron'"),
+        # RK4 on Brian2 cannot follow a 300 uA pulse at dt 0.025 ms: said, not a traceback, nothing written
+        (("run", "EI1", "--stimulate", "300", "--duration", "50", "-o", tmp_path / "diverged"), 1,
+         "the integration diverged"),
     ]
     for args, status, message in cases:
         result = run_livn(*args)
         assert result.returncode == status, (args, result.stderr)
         assert "Traceback" not in result.stderr and message in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "diverged").exists()
 
 
 def test_a_circuit_whose_neuroml_breaks_is_reported_with_file_and_line(tmp_path):
