@@ -603,7 +603,7 @@ def generate_2d(name, exc, inh, area, sigma, p_max, cutoff, velocity, pitch, see
 @click.option("--warmup", type=float, default=200.0, show_default=True, callback=_finite(0.0, strict=False),
               help="Unrecorded, unstimulated start of a trial, ms.")
 @click.option("--seed", type=int, default=0, show_default=True, callback=_positive_int(0), help="Seed of the stimuli.")
-@click.option("--amplitude", type=float, nargs=2, default=(5.0, 40.0), show_default=True,
+@click.option("--amplitude", type=float, nargs=2, default=(5.0, 30.0), show_default=True,
               help="Range of a stimulated channel's amplitude, uA.")
 @click.option("--rate", type=float, nargs=2, default=(2.0, 20.0), show_default=True,
               help="Range of a trial's pulse rate, Hz.")

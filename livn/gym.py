@@ -80,9 +80,12 @@ class CultureEnv(gymnasium.Env):
         ms per episode after the warm-up, a whole number of steps: the step that reaches it
         returns ``truncated=True`` (an episode never terminates: a culture has no end state),
         and stepping on raises RuntimeError until :meth:`reset`.
-    max_amplitude : float, default 100.0
+    max_amplitude : float, default 30.0
         Largest pulse amplitude, µA (> 0). The documented stimulus scale is 20 µA
-        (:data:`livn.protocols.STIMULUS_AMPLITUDE`); stronger pulses add few spikes.
+        (:data:`livn.protocols.STIMULUS_AMPLITUDE`); stronger pulses add few spikes (EI3 on
+        Brian2: 14.6 Hz at 20 and at 30 µA), and from ~40 µA Brian2's explicit integration at
+        dt 0.025 ms diverges in the cells nearest an electrode (EI3; EI2 from ~60 µA): the run
+        then raises FloatingPointError. NEURON (implicit) takes larger amplitudes.
     warmup : float, default 200.0
         ms simulated without stimulus on every reset (>= 0, whole integration steps), so an
         episode starts past the network's initial transient.
@@ -128,7 +131,7 @@ class CultureEnv(gymnasium.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, system="EI2", backend: str | None = None, scale: float = 1.0, step_duration: float = 10.0,
-                 episode_duration: float = 1000.0, max_amplitude: float = 100.0, warmup: float = 200.0,
+                 episode_duration: float = 1000.0, max_amplitude: float = 30.0, warmup: float = 200.0,
                  reward: Callable[[np.ndarray, np.ndarray], float] | None = None, render_mode: str | None = None,
                  **options):
         if render_mode is not None:

@@ -46,7 +46,7 @@ def test_gymnasium_check_env_passes_on_the_registered_id():
 
 
 def test_spaces_are_amplitudes_and_counts_per_channel(env):
-    assert env.action_space == gymnasium.spaces.Box(0.0, 100.0, (4,), np.float32)
+    assert env.action_space == gymnasium.spaces.Box(0.0, 30.0, (4,), np.float32)
     assert env.observation_space.shape == (4,) and env.observation_space.dtype == np.float32
     # a cell spikes at most once per integration step: the bound is cells x 400 steps
     members = [len(m) for m in env.env.system.channel_members]
@@ -68,7 +68,7 @@ def test_stimulation_evokes_more_spikes_than_none(env):
 
 
 def test_the_same_actions_after_reset_give_the_same_observations(env):
-    actions = np.random.default_rng(7).uniform(0, 60, (4, 4)).astype(np.float32)
+    actions = np.random.default_rng(7).uniform(0, 30, (4, 4)).astype(np.float32)
     first, first_info = episode(env, actions, seed=1)
     again, again_info = episode(env, actions, seed=2)  # the seed does not touch the simulation
     np.testing.assert_array_equal(first, again)
@@ -101,7 +101,7 @@ def test_an_episode_truncates_at_episode_duration(env):
     (5.0, r"found shape \(\)"),
     ([0, 0, 0, float("nan")], "channel 3: nan"),
     ([0, -1.0, 0, 0], "channel 1: -1.0"),
-    ([0, 0, 100.5, 0], "channel 2: 100.5"),
+    ([0, 0, 30.5, 0], "channel 2: 30.5"),
     ([0, 0, math.inf, 0], "channel 2: inf"),
     (["a", "b", "c", "d"], "found an array of <U1"),
     (None, "found an array of object"),
@@ -109,11 +109,11 @@ def test_an_episode_truncates_at_episode_duration(env):
 ])
 def test_bad_actions_are_refused_naming_expected_and_found(env, action, found):
     env.reset(options={"warmup": 0.0})
-    with pytest.raises(ValueError, match=r"action must have shape \(4,\) of pulse amplitudes in µA within \[0, 100\]"):
+    with pytest.raises(ValueError, match=r"action must have shape \(4,\) of pulse amplitudes in µA within \[0, 30\]"):
         env.step(action)
     with pytest.raises(ValueError, match=found):
         env.step(action)
-    env.step([0, 0, 0, 100])  # ints and the bound itself are accepted; a refused action cost no time
+    env.step([0, 0, 0, 30])  # ints and the bound itself are accepted; a refused action cost no time
     assert env.env.t == pytest.approx(10.0)
 
 

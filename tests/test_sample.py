@@ -46,7 +46,7 @@ def test_stimulus_is_a_function_of_seed_and_trial():
     amplitudes = np.array(pa["stimulus_amplitude"])
     stimulated = amplitudes > 0
     assert 1 <= stimulated.sum() <= 16
-    assert np.all((amplitudes[stimulated] >= 5) & (amplitudes[stimulated] <= 40))
+    assert np.all((amplitudes[stimulated] >= 5) & (amplitudes[stimulated] <= 30))
     # the waveform carries each channel's amplitude, on the stimulated channels only
     assert np.allclose(np.abs(a).max(axis=0), np.where(stimulated, amplitudes, 0), atol=1e-5)
 
