@@ -81,3 +81,70 @@ def spec_of(system):
     from livn.spec import load_spec
 
     return load_spec(system.livn["spec"])
+
+
+#: Tsodyks–Markram mechanisms tests give the shipped synapses (NeuroML2 plasticityMechanism):
+#: depression only (U 0.5, recovery 800 ms), and depression with facilitation
+DEPRESSION = '<plasticityMechanism type="tsodyksMarkramDepMechanism" initReleaseProb="0.5" tauRec="800ms"/>'
+FACILITATION = ('<plasticityMechanism type="tsodyksMarkramDepFacMechanism" initReleaseProb="0.2" tauRec="200ms" '
+                'tauFac="600ms"/>')
+
+
+def make_plastic(folder: Path, receptor: str, mechanism: str = DEPRESSION) -> Path:
+    """Give the synapse of ``synapses/<receptor>.synapse.nml`` under ``folder`` (a spec copy) the
+    ``plasticityMechanism`` element ``mechanism``: an expTwoSynapse becomes a blockingPlasticSynapse
+    without a block; a block stays, after the mechanism (the NeuroML schema's order)."""
+    path = folder / "synapses" / f"{receptor}.synapse.nml"
+    text = path.read_text()
+    text = text.replace("<expTwoSynapse", "<blockingPlasticSynapse").replace("</expTwoSynapse>",
+                                                                             "</blockingPlasticSynapse>")
+    if "<blockMechanism" in text:
+        new = text.replace("<blockMechanism", f"{mechanism}\n        <blockMechanism", 1)
+    else:
+        new = text.replace("    </blockingPlasticSynapse>", f"        {mechanism}\n    </blockingPlasticSynapse>", 1)
+    assert new != text and "<blockingPlasticSynapse" in new, f"{path}: no synapse to give a plasticityMechanism"
+    path.write_text(new)
+    return path
+
+
+def tm_factors(arrivals, release: float, tau_rec: float, tau_fac: float = 0.0):
+    """NeuroML's plasticityFactor u·R at each event of one connection (``arrivals``: event times
+    at the synapse, ms, sorted), written from the LEMS definitions of tsodyksMarkramDepMechanism
+    and tsodyksMarkramDepFacMechanism (NeuroML2CoreTypes/Synapses.xml) as an independent
+    reference: R = 1 and u = U at the start; between events dR/dt = (1 - R)/tauRec and
+    du/dt = (U - u)/tauFac (u = U without facilitation), solved exactly; at an event the synapse
+    takes u·R, then R <- R(1 - u), then u <- u + U(1 - u)."""
+    import numpy as np
+
+    r, u, last, out = 1.0, release, None, []
+    for t in np.asarray(arrivals, dtype=float).tolist():
+        if last is not None:
+            r = 1.0 - (1.0 - r) * np.exp(-(t - last) / tau_rec)
+            if tau_fac > 0:
+                u = release + (u - release) * np.exp(-(t - last) / tau_fac)
+        out.append(u * r)
+        r *= 1.0 - u
+        if tau_fac > 0:
+            u += release * (1.0 - u)
+        last = t
+    return np.array(out)
+
+
+def conductance_peaks(arrivals, amplitudes, synapse, window: float = 8.0):
+    """The largest conductance (units of ``amplitudes``) within ``window`` ms after each event of
+    a peak-normalised dual exponential (``synapse``: tau_rise, tau_decay, peak_factor) receiving
+    events of ``amplitudes`` at ``arrivals`` (ms): what a recording shows, earlier events' tails
+    included. Evaluated on a 1 µs grid."""
+    import numpy as np
+
+    arrivals, amplitudes = np.asarray(arrivals, dtype=float), np.asarray(amplitudes, dtype=float)
+    peaks = []
+    for a in arrivals:
+        t = np.arange(a, a + window, 1e-3)
+        g = np.zeros_like(t)
+        for b, x in zip(arrivals, amplitudes):
+            s = t - b
+            on = s > 0
+            g[on] += x * synapse.peak_factor * (np.exp(-s[on] / synapse.tau_decay) - np.exp(-s[on] / synapse.tau_rise))
+        peaks.append(g.max())
+    return np.array(peaks)

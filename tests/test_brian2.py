@@ -160,3 +160,40 @@ def test_a_diverged_integration_is_an_error_not_a_warning():
     env.simulation.runtime.groups["EXC"].v_dend[3] = np.nan * b2.volt
     with pytest.raises(FloatingPointError, match=r"v_dend of 1 EXC cell\(s\) \(gids \[3\]\)"):
         env.run(1.0)
+
+
+def test_a_compiled_directory_carries_the_plasticity(spec_copy, tmp_path):
+    """EI1 with Tsodyks–Markram depression on AMPA and NMDA: the compiled directory (livn-free)
+    holds each synapse type's parameters and gives the in-process Env's spikes, which differ from
+    EI1's without plasticity."""
+    import json
+
+    from conftest import DEPRESSION, make_plastic
+    from livn.build import build_circuit
+    from livn.env import Env
+    from livn.spec import load_spec
+
+    for receptor in ("AMPA", "NMDA"):
+        make_plastic(spec_copy.folder, receptor, DEPRESSION)
+    circuit = build_circuit(load_spec(spec_copy("EI1")), tmp_path / "EI1-plastic")
+    out = tmp_path / "compiled"
+    result = run_livn("compile", circuit, "--target", "brian2", "-o", out)
+    assert result.returncode == 0, result.stderr
+    synapses = json.loads((out / "model.json").read_text())["synapses"]
+    assert synapses["AMPA"]["plasticity"] == {"release": 0.5, "tau_rec": 800.0, "tau_fac": 0.0}
+    assert synapses["GABA_A"]["plasticity"] is None
+    ran = subprocess.run([sys.executable, "run.py", "--duration", "1000", "--output", str(tmp_path / "spikes.h5")],
+                         cwd=out, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    with h5py.File(tmp_path / "spikes.h5") as h5:
+        compiled = h5["spikes/EI1/node_ids"][:], h5["spikes/EI1/timestamps"][:]
+    runs = {}
+    for name, system in (("plastic", System(circuit)), ("plain", System(predefined("EI1")))):
+        env = Env(system, backend="brian2")
+        env.record_spikes()
+        runs[name] = env.run(1000.0)
+        env.close()
+    assert len(compiled[0]) > 15
+    np.testing.assert_array_equal(compiled[0], runs["plastic"].it)
+    np.testing.assert_allclose(compiled[1], runs["plastic"].t, rtol=0, atol=1e-9)
+    assert len(runs["plain"].it) != len(runs["plastic"].it)

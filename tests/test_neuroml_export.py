@@ -109,3 +109,31 @@ def test_jneuroml_runs_the_export_with_livns_rates(name, duration, tmp_path):
     for population in system.populations:
         assert ours[population] > 1.0
         assert theirs[population] == pytest.approx(ours[population], rel=0.10), population
+
+
+def test_export_writes_the_plasticity_back(spec_copy, tmp_path):
+    """A circuit whose AMPA depresses (no block) and whose NMDA depresses and facilitates (with its
+    block): synapses.nml holds each plasticityMechanism before the block (the schema's order),
+    pyNeuroML validates it, and livn reads back the synapses it exported."""
+    from conftest import FACILITATION, make_plastic, DEPRESSION
+    from livn.build import build_circuit
+    from livn.neuroml import read_synapse
+    from livn.neuroml.export import export_network
+    from livn.spec import load_spec
+
+    make_plastic(spec_copy.folder, "AMPA", DEPRESSION)
+    make_plastic(spec_copy.folder, "NMDA", FACILITATION)
+    system = System(build_circuit(load_spec(spec_copy("EI1")), tmp_path / "EI1-plastic"))
+    lems = export_network(system, tmp_path / "nml", duration=100.0)
+    folder = lems.parent
+    text = (folder / "synapses.nml").read_text()
+    assert text.count("<plasticityMechanism") == 2 and text.count("<blockingPlasticSynapse") == 2
+    assert text.index('type="tsodyksMarkramDepFacMechanism"') < text.index("<blockMechanism")
+    validated = jneuroml.run([str(jneuroml.PYNML), "-validate", "synapses.nml", f"{system.name}.net.nml"], folder)
+    assert "All valid and no warnings" in validated.stdout + validated.stderr
+    model = system.network
+    for name in ("AMPA", "NMDA", "GABA_A"):
+        again = read_synapse(folder / "synapses.nml", name)
+        assert again == model.synapses[name], name
+    assert model.synapses["AMPA"].plasticity.mechanism == "tsodyksMarkramDepMechanism"
+    assert model.synapses["NMDA"].plasticity.tau_fac == 600.0 and model.synapses["GABA_A"].plasticity is None

@@ -206,3 +206,35 @@ def test_export_bmtk_refuses_bad_run_settings_before_writing(tmp_path, option, v
     with pytest.raises(ValueError, match=option):
         export_bmtk(System(predefined("EI1")), tmp_path / "out", **{option: value})
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_bionet_gives_livns_spikes_with_tsodyks_markram_synapses(spec_copy, tmp_path):
+    """EI1 with Tsodyks–Markram depression on AMPA and depression with facilitation on NMDA (and
+    its block), 1 s of spontaneous activity. bionet makes a point process and a NetCon per edge
+    itself, livn one point process per compartment and one NetCon per (source, point process,
+    delay, weight group); the plasticity state lives in each NetCon's weight vector, so every
+    connection depresses on its own in both, and bionet gives livn's NEURON spikes, gid for gid
+    within one step. The plasticity matters: EI1 without it fires differently."""
+    from conftest import DEPRESSION, FACILITATION, make_plastic
+    from livn.build import build_circuit
+    from livn.spec import load_spec
+
+    make_plastic(spec_copy.folder, "AMPA", DEPRESSION)
+    make_plastic(spec_copy.folder, "NMDA", FACILITATION)
+    circuit = build_circuit(load_spec(spec_copy("EI1")), tmp_path / "EI1-plastic")
+    folder = tmp_path / "bmtk"
+    done = run_livn("export", circuit, "--to", "bmtk", "-o", folder, "--duration", "1000")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "NET_RECEIVE(weight (uS), R, tlast (ms))" in "".join(
+        p.read_text() for p in (folder / "components" / "mechanisms").glob("AMPA_*.mod"))
+    bionet = _bionet(folder)
+    assert bionet.returncode == 0, (bionet.stdout + bionet.stderr)[-3000:]
+    for name, source in (("livn", circuit), ("plain", "EI1")):
+        ran = run_livn("run", source, "--backend", "neuron", "--duration", "1000", "-o", tmp_path / name)
+        assert ran.returncode == 0, ran.stderr[-2000:]
+    ours, plain = _spikes(tmp_path / "livn" / "spikes.h5"), _spikes(tmp_path / "plain" / "spikes.h5")
+    assert len(ours[0]) > 15 and len(np.unique(ours[0])) >= 5
+    print(f"{len(ours[0])} spikes (EI1 without plasticity: {len(plain[0])})")
+    _assert_same_spikes(ours, _spikes(folder / "output" / "spikes.h5"))
+    assert len(ours[0]) != len(plain[0]) or np.abs(ours[1] - plain[1]).max() > 1.0

@@ -281,3 +281,32 @@ def test_noise_driven_cells_fire_together_in_neuron_and_brian2():
                   for g, spikes in trains["brian2"].items() for s in spikes)
     counts = [(len(trains["brian2"][g]), len(trains["neuron"][g])) for g in trains["brian2"]]
     assert matched >= 0.95 * total, (matched, total, counts)
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_plastic_synapses_give_the_same_spikes_on_1_and_2_ranks_and_on_coreneuron(spec_copy, tmp_path):
+    """EI2 with Tsodyks–Markram depression on AMPA and NMDA, 200 ms with background drive: the
+    plasticity state lives in each NetCon (gid_connect'ed across ranks), so 1 and 2 ranks and
+    CoreNEURON give the same spikes, which differ from EI2's without plasticity."""
+    from conftest import DEPRESSION, make_plastic
+    from livn.build import build_circuit
+    from livn.spec import load_spec
+
+    for receptor in ("AMPA", "NMDA"):
+        make_plastic(spec_copy.folder, receptor, DEPRESSION)
+    circuit = build_circuit(load_spec(spec_copy("EI2")), tmp_path / "EI2-plastic")
+    reports = {}
+    for key, source, ranks, core in (("1", circuit, 1, False), ("2", circuit, 2, False),
+                                     ("core", circuit, 1, True), ("plain", predefined("EI2"), 1, False)):
+        done = mpirun(ranks, source, 200.0, tmp_path / f"{key}.h5", coreneuron=core)
+        assert done.returncode == 0, done.stderr[-3000:]
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        assert (summary["ranks"], summary["coreneuron"]) == (ranks, core)
+        reports[key] = read_spike_report(tmp_path / f"{key}.h5", "EI2")
+    print({key: len(r[0]) for key, r in reports.items()}, "spikes")
+    assert len(reports["1"][0]) > 20 and len(np.unique(reports["1"][0])) > 10
+    for key in ("2", "core"):
+        np.testing.assert_array_equal(reports[key][0], reports["1"][0])
+        np.testing.assert_array_equal(reports[key][1], reports["1"][1])
+    assert len(reports["plain"][0]) != len(reports["1"][0]) or (reports["plain"][1] != reports["1"][1]).any()

@@ -5,6 +5,12 @@ section trees (from NeuroML and, where a cell has none inline, the SONATA ``morp
 synapse types, connections with section and position, the noise and spike inputs, the MEA,
 and one parameter set with one meaning of ``set_params``.
 
+Synapse types (:attr:`NetworkModel.synapses`, by receptor) are read from the NeuroML file an
+edge type's ``dynamics_params`` names, when the model is made: kinetics, Mg²⁺ block and
+Tsodyks–Markram plasticity (:class:`~livn.neuroml.reader.Synapse`) reach the targets from
+there, not from the edges' per-edge ``tau1``/``tau2``/``erev`` (which the build writes for
+SONATA's Exp2Syn_synapse readers); the plasticity state is per connection, in each target.
+
 Gids: each node population gets a block of gids in config order (a livn circuit has one
 population, so gid = node id).
 

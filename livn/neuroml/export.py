@@ -5,7 +5,7 @@
 - ``components/``: the cells' NeuroML files with everything they include (channels, pools),
   the noise ComponentType, as the circuit holds them;
 - ``synapses.nml``: each synapse type (``expTwoSynapse``, or ``blockingPlasticSynapse`` with
-  its Mg2+ block) with its unit conductance;
+  its Mg2+ block and/or Tsodyks–Markram ``plasticityMechanism``) with its unit conductance;
 - ``<name>.net.nml``: one population per cell type (``populationList``, an instance per cell
   at its soma position, µm), one projection per (source type, target type, synapse) with a
   ``connectionWD`` per edge (segment and fraction along it, weight in multiples of the
@@ -97,8 +97,11 @@ def _write(system, model, out: Path, duration: float, dt: float, params: dict) -
     segments = {c.id: _segments_of(c) for c in cells}
 
     synapse_names = model.synapse_names
-    (out / "synapses.nml").write_text(_document("livn_synapses", "".join(
-        _synapse_element(model.synapses[s]) for s in synapse_names)))
+    elements = [_synapse_element(model.synapses[s]) for s in synapse_names]
+    # the schema wants the elements of a type together, types in its order (SynapseTypes)
+    order = ("<expOneSynapse", "<expTwoSynapse", "<blockingPlasticSynapse")
+    elements.sort(key=lambda e: next(k for k, tag in enumerate(order) if e.startswith(tag)))
+    (out / "synapses.nml").write_text(_document("livn_synapses", "".join(elements)))
 
     scale = model.conductance_scale(params)
     lines = [f'<include href="components/{local(c.source)}"/>' for c in cells]
@@ -177,20 +180,29 @@ def _document(name: str, body: str) -> str:
 
 
 def _synapse_element(synapse) -> str:
-    """A livn synapse as NeuroML (conductance in nS, times in ms, voltages in mV)."""
+    """A livn synapse as NeuroML (conductance in nS, times in ms, voltages in mV): a
+    ``blockingPlasticSynapse`` holds the Mg2+ block and the Tsodyks–Markram
+    ``plasticityMechanism`` (the schema's order: plasticity first), whichever it has."""
     common = (f'id="{synapse.id}" gbase="{synapse.gbase * 1000:.9g}nS" erev="{synapse.erev:.9g}mV" '
               f'tauDecay="{synapse.tau_decay:.9g}ms"')
-    if synapse.kind == "exp2" and synapse.tau_rise <= 0:
-        return f"<expOneSynapse {common}/>\n"
-    if synapse.kind == "exp2":
+    plasticity = synapse.plasticity
+    if synapse.kind not in ("exp2", "exp2_block"):
+        raise ExportError(f"synapse {synapse.id}: kind {synapse.kind!r} has no NeuroML export")
+    if synapse.kind == "exp2" and plasticity is None:
+        if synapse.tau_rise <= 0:
+            return f"<expOneSynapse {common}/>\n"
         return f'<expTwoSynapse {common} tauRise="{synapse.tau_rise:.9g}ms"/>\n'
+    children = ""
+    if plasticity is not None:
+        children += (f'<plasticityMechanism type="{plasticity.mechanism}" initReleaseProb="{plasticity.release:.9g}" '
+                     f'tauRec="{plasticity.tau_rec:.9g}ms"'
+                     + (f' tauFac="{plasticity.tau_fac:.9g}ms"' if plasticity.facilitates else "") + "/>")
     if synapse.kind == "exp2_block":
-        return (f'<blockingPlasticSynapse {common} tauRise="{synapse.tau_rise:.9g}ms">'
-                f'<blockMechanism type="voltageConcDepBlockMechanism" species="mg" '
-                f'blockConcentration="{synapse.block_concentration:.9g}mM" '
-                f'scalingConc="{synapse.block_scaling_conc:.9g}mM" scalingVolt="{synapse.block_scaling_volt:.9g}mV"/>'
-                f"</blockingPlasticSynapse>\n")
-    raise ExportError(f"synapse {synapse.id}: kind {synapse.kind!r} has no NeuroML export")
+        children += (f'<blockMechanism type="voltageConcDepBlockMechanism" species="mg" '
+                     f'blockConcentration="{synapse.block_concentration:.9g}mM" '
+                     f'scalingConc="{synapse.block_scaling_conc:.9g}mM" '
+                     f'scalingVolt="{synapse.block_scaling_volt:.9g}mV"/>')
+    return f'<blockingPlasticSynapse {common} tauRise="{synapse.tau_rise:.9g}ms">{children}</blockingPlasticSynapse>\n'
 
 
 def _segments_of(cell) -> list:

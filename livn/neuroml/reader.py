@@ -15,10 +15,11 @@ Supported NeuroML2 subset (anything else is refused with file and line):
 Parameters rate/midpoint/scale/tau, DerivedVariables and ConditionalDerivedVariables through a
 restricted expression parser); ``q10Fixed``, ``q10ExpTemp``, ``q10ConductanceScaling``;
 ``expTwoSynapse``, ``expOneSynapse``, ``blockingPlasticSynapse`` with a
-``voltageConcDepBlockMechanism``; cells with ``channelDensity`` (fixed erev),
-``channelDensityNernst`` and ``channelDensityGHK2`` (calcium) on segment groups, and calcium
-``species`` with a ``decayingPoolConcentrationModel`` or ``fixedFactorConcentrationModel``
-(:mod:`livn.neuroml.cell`).
+``voltageConcDepBlockMechanism`` and/or a Tsodyks–Markram ``plasticityMechanism``
+(``tsodyksMarkramDepMechanism``, ``tsodyksMarkramDepFacMechanism``; :class:`Plasticity`);
+cells with ``channelDensity`` (fixed erev), ``channelDensityNernst`` and
+``channelDensityGHK2`` (calcium) on segment groups, and calcium ``species`` with a
+``decayingPoolConcentrationModel`` or ``fixedFactorConcentrationModel`` (:mod:`livn.neuroml.cell`).
 
 Temperature: kinetics that depend on it (q10ExpTemp, custom types reading ``temperature``,
 Nernst and GHK potentials) take it as an argument in °C — the network's temperature
@@ -80,7 +81,8 @@ def quantity(element, attribute: str, dimension: str, required: bool = True, def
     if text is None:
         if not required:
             return default
-        raise NeuroMLError([(*where, f"<{_local(element.tag)} id={element.get('id')!r}> has no {attribute}")])
+        name = f" id={element.get('id')!r}" if element.get("id") is not None else ""
+        raise NeuroMLError([(*where, f"<{_local(element.tag)}{name}> has no {attribute}")])
     match = _QUANTITY.match(text)
     units = NEUROML_UNITS[dimension]
     if not match or match.group(2) not in units:
@@ -515,13 +517,56 @@ def read_channel(doc: Document, channel_id: str, where=None) -> Channel:
 
 
 # -- synapses ---------------------------------------------------------------------------
+#: NeuroML plasticity mechanism types -> whether the release probability facilitates
+PLASTICITY_TYPES = {"tsodyksMarkramDepMechanism": False, "tsodyksMarkramDepFacMechanism": True}
+
+
+@dataclass(frozen=True)
+class Plasticity:
+    """Tsodyks–Markram short-term plasticity of a synapse, as NeuroML2 defines it (the
+    ComponentTypes ``tsodyksMarkramDepMechanism`` and ``tsodyksMarkramDepFacMechanism`` of
+    NeuroML2CoreTypes/Synapses.xml, and ``blockingPlasticSynapse``'s use of their
+    ``plasticityFactor``).
+
+    Every connection has its own state: resources R and release probability u, R = 1 and
+    u = ``release`` at the start. Between two events of a connection, Δ ms apart, they relax
+    exactly (dR/dt = (1 − R)/τ_rec, du/dt = (U − u)/τ_fac):
+    R ← 1 − (1 − R)·e^{−Δ/τ_rec}, u ← U + (u − U)·e^{−Δ/τ_fac} (u = U without facilitation).
+    At an event of weight w the synapse adds w·u·R (× the peak normalisation) to its states,
+    with R and u as they are when the event arrives; then the mechanism, which receives the
+    event after the synapse, depresses R ← R·(1 − u) and, with facilitation, u ← u + U·(1 − u).
+
+    Attributes
+    ----------
+    mechanism : str
+        The NeuroML type: "tsodyksMarkramDepMechanism" or "tsodyksMarkramDepFacMechanism".
+    release : float
+        ``initReleaseProb`` U, 0 < U <= 1.
+    tau_rec : float
+        ``tauRec``, ms (> 0): recovery of the resources.
+    tau_fac : float
+        ``tauFac``, ms (> 0) with facilitation; 0 without.
+    """
+
+    mechanism: str
+    release: float
+    tau_rec: float
+    tau_fac: float = 0.0
+
+    @property
+    def facilitates(self) -> bool:
+        return self.tau_fac > 0
+
+
 @dataclass(frozen=True)
 class Synapse:
     """A conductance synapse: g(t) = weight · s(t), peak s = 1 for a single spike (µS per unit weight).
 
     ``kind`` is "exp2" (dual exponential; ``tau_rise`` 0 means single exponential) or
     "exp2_block" (dual exponential × Mg²⁺ block B(V) = 1 / (1 + [Mg]/scaling_conc ·
-    exp(−V / scaling_volt))).
+    exp(−V / scaling_volt))). ``plasticity`` (a ``blockingPlasticSynapse``'s
+    ``plasticityMechanism``, with or without the block) scales each event's weight by
+    Tsodyks–Markram short-term plasticity, state per connection; None: every event has its weight.
     """
 
     id: str
@@ -533,6 +578,7 @@ class Synapse:
     block_concentration: float = 0.0  # mM
     block_scaling_conc: float = 1.0  # mM
     block_scaling_volt: float = 1.0  # mV
+    plasticity: Plasticity | None = None
 
     @property
     def peak_factor(self) -> float:
@@ -549,7 +595,12 @@ SYNAPSE_TAGS = {"expTwoSynapse", "expOneSynapse", "blockingPlasticSynapse"}
 
 
 def read_synapse(path, synapse_id: str) -> Synapse:
-    """The synapse ``synapse_id`` of NeuroML file ``path``."""
+    """The synapse ``synapse_id`` of NeuroML file ``path``.
+
+    A ``blockingPlasticSynapse`` may hold a ``voltageConcDepBlockMechanism`` block and a
+    Tsodyks–Markram ``plasticityMechanism`` (:class:`Plasticity`), each optional; the problems
+    of both are reported together.
+    """
     doc = document(path)
     element = doc.find(synapse_id)
     if element is None:
@@ -567,18 +618,68 @@ def read_synapse(path, synapse_id: str) -> Synapse:
                   gbase=quantity(element, "gbase", "conductance"))
     if tag != "blockingPlasticSynapse":
         return Synapse(synapse_id, "exp2", **common)
-    children = {_local(c.tag): c for c in element}
-    block = children.get("blockMechanism")
-    if block is None or block.get("type") != "voltageConcDepBlockMechanism":
-        raise NeuroMLError([(*_where(block if block is not None else element),
-                             f"synapse {synapse_id}: only a voltageConcDepBlockMechanism block is supported")])
-    plastic = children.get("plasticityMechanism")
-    if plastic is not None and float(plastic.get("initReleaseProb", "1") or 1) != 1:
-        raise NeuroMLError([(*_where(plastic), f"synapse {synapse_id}: plasticity is not supported")])
-    return Synapse(synapse_id, "exp2_block", **common,
-                   block_concentration=quantity(block, "blockConcentration", "concentration"),
-                   block_scaling_conc=quantity(block, "scalingConc", "concentration"),
-                   block_scaling_volt=quantity(block, "scalingVolt", "voltage"))
+    problems, block, plastic = [], [], []
+    for child in element:
+        name = _local(child.tag)
+        if name in ("blockMechanism", "plasticityMechanism"):
+            (block if name == "blockMechanism" else plastic).append(child)
+    for kind, found in (("blockMechanism", block), ("plasticityMechanism", plastic)):
+        if len(found) > 1:
+            problems.append((*_where(found[1]), f"synapse {synapse_id}: {len(found)} <{kind}> elements; livn "
+                                                f"supports at most one"))
+    extra = {}
+    if block:
+        if block[0].get("type") != "voltageConcDepBlockMechanism":
+            problems.append((*_where(block[0]), f"synapse {synapse_id}: blockMechanism type {block[0].get('type')!r} "
+                                                f"is not supported (supported: voltageConcDepBlockMechanism)"))
+        else:
+            for key, attribute, dimension in (("block_concentration", "blockConcentration", "concentration"),
+                                              ("block_scaling_conc", "scalingConc", "concentration"),
+                                              ("block_scaling_volt", "scalingVolt", "voltage")):
+                try:
+                    extra[key] = quantity(block[0], attribute, dimension)
+                except NeuroMLError as err:
+                    problems += [(f, line, f"synapse {synapse_id}: blockMechanism: {m}") for f, line, m in err.problems]
+    if plastic:
+        extra["plasticity"] = _plasticity(synapse_id, plastic[0], problems)
+    if problems:
+        raise NeuroMLError(sorted(problems, key=lambda p: p[1] or 0))
+    return Synapse(synapse_id, "exp2_block" if block else "exp2", **common, **extra)
+
+
+def _plasticity(synapse_id: str, element, problems: list) -> Plasticity | None:
+    """The Tsodyks–Markram mechanism of ``element`` (a ``plasticityMechanism``); its problems,
+    all of them, are appended to ``problems`` (then it returns None)."""
+    kind = element.get("type")
+    if kind not in PLASTICITY_TYPES:
+        problems.append((*_where(element), f"synapse {synapse_id}: plasticityMechanism type {kind!r} is not "
+                                           f"supported (supported: {', '.join(PLASTICITY_TYPES)})"))
+        return None
+    before = len(problems)
+    values = {}
+    wanted = [("initReleaseProb", "none"), ("tauRec", "time")]
+    if PLASTICITY_TYPES[kind]:
+        wanted.append(("tauFac", "time"))
+    elif element.get("tauFac") is not None:
+        problems.append((*_where(element), f"synapse {synapse_id}: tauFac={element.get('tauFac')!r} has no meaning "
+                                           f"for a {kind} (depression only); for facilitation use "
+                                           f"tsodyksMarkramDepFacMechanism"))
+    for attribute, dimension in wanted:
+        try:
+            values[attribute] = quantity(element, attribute, dimension)
+        except NeuroMLError as err:
+            problems += [(f, line, f"synapse {synapse_id}: {kind}: {m}") for f, line, m in err.problems]
+    release = values.get("initReleaseProb")
+    if release is not None and not 0 < release <= 1:
+        problems.append((*_where(element), f"synapse {synapse_id}: initReleaseProb must be in (0, 1] (a release "
+                                           f"probability; 0 would never transmit), found {release:g}"))
+    for attribute in ("tauRec", "tauFac"):
+        if values.get(attribute) is not None and values[attribute] <= 0:
+            problems.append((*_where(element), f"synapse {synapse_id}: {attribute} must be a time > 0, found "
+                                               f"{element.get(attribute)!r}"))
+    if len(problems) > before:
+        return None
+    return Plasticity(kind, values["initReleaseProb"], values["tauRec"], values.get("tauFac", 0.0))
 
 
 # -- the noise ComponentType ------------------------------------------------------------

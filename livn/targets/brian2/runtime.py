@@ -63,6 +63,27 @@ POINT_EQUATIONS = """dm/dt = -m/tau : 1 (unless refractory)
 tau : second (constant)
 refrac : second (constant)"""
 
+def _plastic_synapse(plasticity: dict) -> tuple[str, str, str, str]:
+    """(Synapses equations, on_pre lines before the event, on_pre lines after it, the release
+    probability: a name or a number) of a synapse type with Tsodyks–Markram plasticity
+    (NeuroML tsodyksMarkramDepMechanism / tsodyksMarkramDepFacMechanism).
+
+    The state is per synapse: R, u and the time of its previous event. At an event R (and u)
+    first recover exactly over the time since then (event-driven: nothing is integrated per
+    step), the event adds w·u·R, then R depresses and u facilitates: NeuroML's order (see
+    livn.neuroml.reader.Plasticity). ``plasticity``: release (U), tau_rec and tau_fac (ms; 0:
+    depression only)."""
+    U, tau_rec, tau_fac = plasticity["release"], plasticity["tau_rec"], plasticity["tau_fac"]
+    equations = "w : siemens\nR_syn : 1\ntlast_syn : second"
+    before = f"R_syn = 1 - (1 - R_syn)*exp(-(t - tlast_syn)/({tau_rec!r}*ms))\n"
+    if tau_fac <= 0:
+        return equations, before, f"R_syn = R_syn*(1 - {U!r})\ntlast_syn = t", repr(U)
+    equations += "\nu_syn : 1"
+    before += f"u_syn = {U!r} + (u_syn - {U!r})*exp(-(t - tlast_syn)/({tau_fac!r}*ms))\n"
+    after = f"R_syn = R_syn*(1 - u_syn)\nu_syn = u_syn + {U!r}*(1 - u_syn)\ntlast_syn = t"
+    return equations, before, after, "u_syn"
+
+
 class Simulation:
     """A Brian2 network of a translated livn network.
 
@@ -191,11 +212,20 @@ class Simulation:
             else:
                 variable = f"{name}_{entry['compartments'][comp]}"
                 targets = a["conn/target_index"][members]
+            equations, plasticity = "w : siemens", None
             if entry["kind"] != "point":
-                on_pre = f"B_{variable}_post += w*{factor!r}"
+                plasticity = self.model["synapses"][name].get("plasticity")
+                increment = f"w*{factor!r}"
+                before = after = ""
+                if plasticity is not None:
+                    equations, before, after, release = _plastic_synapse(plasticity)
+                    increment += f"*{release}*R_syn"
+                    after = "\n" + after
+                on_pre = before + f"B_{variable}_post += {increment}"
                 if self.model["synapses"][name]["tau_rise"] > 0:
-                    on_pre += f"\nA_{variable}_post += w*{factor!r}"
-            obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], "w : siemens",
+                    on_pre += f"\nA_{variable}_post += {increment}"
+                on_pre += after
+            obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], equations,
                               on_pre=on_pre, name=f"edges_{k}", namespace={}, clock=self.clock)
             source_entry = self.model["groups"][self.names[source]]
             sources = a["conn/source_index"][members]
@@ -207,6 +237,10 @@ class Simulation:
                 sources = np.repeat(sources, copies) * copies + np.tile(np.arange(copies), len(members) // copies)
             obj.connect(i=sources, j=targets)
             obj.delay = a["conn/delay"][members] * b2.ms
+            if plasticity is not None:  # NeuroML's OnStart: resources full, release probability U
+                obj.R_syn = 1.0
+                if plasticity["tau_fac"] > 0:
+                    obj.u_syn = plasticity["release"]
             self._synapses.append((obj, a["conn/weight_group"][members], a["conn/relative"][members]))
             self.network.add(obj)
 

@@ -11,6 +11,9 @@ compartment's axial rate Σg/C below :data:`AXIAL_LIMIT`/dt) is a NeuronGroup wi
 potential per compartment and explicit axial currents (livn's two-compartment EI cells: the
 fast path); any other cell is a SpatialNeuron (``spatial.py``: implicit cable), built
 in-process from ``builders`` — a compiled, livn-free directory holds explicit groups only.
+
+Synapse types carry their Tsodyks–Markram plasticity (``synapses.<name>.plasticity``: U, τ_rec,
+τ_fac in ms, or None); the runtime keeps its state per synapse (see ``runtime.py``).
 """
 
 from __future__ import annotations
@@ -245,7 +248,8 @@ def translate(model: NetworkModel, dt: float = 0.025, builders: dict | None = No
                             zip(conn.target.tolist(), conn.section.tolist(), conn.x.tolist(), conn.synapse.tolist())],
                            dtype=np.int64)  # synapse -1: an event onto a point cell
     description = {"format": FORMAT, "name": model.name, "seed": model.seed, "groups": {},
-                   "synapses": {name: {"peak_factor": s.peak_factor, "tau_rise": s.tau_rise}
+                   "synapses": {name: {"peak_factor": s.peak_factor, "tau_rise": s.tau_rise,
+                                       "plasticity": _plasticity(s)}
                                 for name, s in ((n, model.synapses[n]) for n in model.synapse_names)},
                    "synapse_names": model.synapse_names,
                    "weights": {"names": model.weight_names, "units": [model.weights[n].unit for n in model.weight_names]},
@@ -274,6 +278,8 @@ def translate(model: NetworkModel, dt: float = 0.025, builders: dict | None = No
                 if index[k] == index[k - 1] and step[k] == step[k - 1]:
                     copy[k] = copy[k - 1] + 1
             copies = int(copy.max()) + 1 if len(copy) else 1
+            if copies > 1:
+                _warn_plastic_copies(model, conn, group_of_gid, g, info["population"], int(np.count_nonzero(copy)))
             arrays[f"input_index/{key}"] = index * copies + copy
             arrays[f"input_time/{key}"] = step * dt  # on the grid: NEURON delivers at the next step too
             description["groups"][key] = {"kind": "virtual", "population": info["population"], "copies": copies}
@@ -312,6 +318,30 @@ def translate(model: NetworkModel, dt: float = 0.025, builders: dict | None = No
     arrays["conn/delay"] = conn.delay
     description["group_names"] = names
     return description, arrays
+
+
+def _plasticity(synapse) -> dict | None:
+    """The Tsodyks–Markram parameters the runtime needs (U, τ_rec ms, τ_fac ms; 0: no
+    facilitation), or None for a synapse without plasticity."""
+    p = synapse.plasticity
+    return None if p is None else {"release": p.release, "tau_rec": p.tau_rec, "tau_fac": p.tau_fac}
+
+
+def _warn_plastic_copies(model, conn, group_of_gid, group: int, population: str, extra: int) -> None:
+    """Warn where copies of a virtual node (several of its spikes in one step) feed plastic synapses.
+
+    Each copy's synapses keep their own Tsodyks–Markram state, so a spike that shares its step
+    with an earlier spike of its node acts on undepleted resources (NEURON delivers both on one
+    connection, the second after the first depressed it)."""
+    plastic = [k for k, n in enumerate(model.synapse_names) if model.synapses[n].plasticity is not None]
+    if not plastic or not np.isin(conn.synapse[group_of_gid[conn.source] == group], plastic).any():
+        return
+    import warnings
+
+    warnings.warn(f"{extra} spike(s) of virtual population {population} share a step of dt with an earlier spike of "
+                  f"their node: the Brian2 target replays them from copies of the node, whose Tsodyks–Markram "
+                  f"synapses keep their own state (such a spike acts on undepleted resources). The NEURON target "
+                  f"is exact here; a smaller dt makes such spikes rarer", RuntimeWarning, stacklevel=3)
 
 
 def _spatial_entry(cell: Cell, receptors: dict, noise: dict, dt: float, builders: dict, key: str) -> dict:

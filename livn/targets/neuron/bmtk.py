@@ -18,7 +18,9 @@ The folder holds what ``bmtk.simulator.bionet`` needs, where it looks for it:
 - ``run_bmtk.py``: BMTK's usual run script plus what BMTK has no built-in for, registered
   through its public hooks: a synapse model per livn receptor (edge ``model_template``
   ``AMPA``, ``NMDA`` with its Mg block, ``GABA_A``: livn's point processes, NetCon weight =
-  peak conductance, µS) and, where the circuit has noise, a ``model_processing`` step that
+  peak conductance, µS; a Tsodyks–Markram synapse keeps its state in each NetCon's weight
+  vector, initialised at ``finitialize``, so the NetCon bionet makes per edge depresses on its
+  own as livn's do) and, where the circuit has noise, a ``model_processing`` step that
   adds livn's OU conductances keyed by (seed, gid, stream) as livn's targets key them; it
   integrates with Crank–Nicolson (``secondorder`` 2) like livn's NEURON target without
   ``extracellular``, and it runs under ``mpiexec`` with the ``mpich`` wheel.

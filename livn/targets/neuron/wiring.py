@@ -11,6 +11,10 @@ Connections from one source onto one point process with the same delay and weigh
 one NetCon carrying the sum of their weights: the synapses add their events linearly, so the
 network computes the same thing with fewer NetCons and fewer events (CA1 at scale 0.0003:
 3.9·10⁶ connections, 8.3·10⁵ NetCons), and a weight group scales all of its members together.
+Tsodyks–Markram plasticity, whose state lives in each NetCon, stays exact under this merge: a
+connection's state depends only on when its events arrive and on its synapse type's
+parameters, which the merged connections share, so the sum of their events is the merged
+NetCon's event.
 """
 
 from __future__ import annotations
