@@ -127,3 +127,75 @@ def test_layers_import_on_their_own():
     spec_only = subprocess.run([sys.executable, "-c", "import sys, livn.spec; print('h5py' in sys.modules)"],
                                capture_output=True, text=True, timeout=120)
     assert spec_only.stdout.strip() == "False", spec_only.stderr
+
+
+# -- noise per membrane area ---------------------------------------------------------------
+
+def _noise_specs(tmp_path):
+    """The same 20-cell culture with its noise written per area (mS/cm2) and as the conductances
+    that gives each cell type (uS): (per-area spec, EXC-equivalent absolute spec)."""
+    from livn.tools.generate import Culture2D, generate_2d
+
+    base = generate_2d(Culture2D("Noisy", exc=16, inh=4, width=200, height=200), tmp_path / "area")
+    text = base.read_text()
+    exc_noise = "excitatory: {onto: dendrite, g0: 0.03 uS, sigma: 0.0075 uS"
+    inh_noise = "inhibitory: {onto: soma, g0: 0.043 uS, sigma: 0.0065 uS"
+    assert exc_noise in text and inh_noise in text
+    base.write_text(text.replace(exc_noise, "excitatory: {onto: dendrite, g0: 0.6 mS/cm2, sigma: 0.15 mS/cm2")
+                    .replace(inh_noise, "inhibitory: {onto: soma, g0: 0.855 mS/cm2, sigma: 0.13 mS/cm2"))
+    return base
+
+
+def test_noise_per_area_scales_with_each_cell_types_membrane(tmp_path):
+    from livn.system import System, built
+
+    system = System(built(_noise_specs(tmp_path)))
+    model = system.network
+    assert system.default_params()["noise.excitatory.g0"] == pytest.approx(0.6)  # tuned in mS/cm2
+    by_kind = {s.kind: s for s in model.noise}
+    exc, inh = (model.cell_of(int(system.gids(p)[0])) for p in ("EXC", "INH"))
+    # EXC: dendrite pi 6 um x 266.67 um = 5026.6 um2, soma pi 40 x 40 = 5026.5 um2; INH dendrite pi 2 x 200
+    assert model.noise_scale(exc, by_kind["excitatory"]) == pytest.approx(5026.6e-5, rel=1e-3)
+    assert model.noise_scale(exc, by_kind["inhibitory"]) == pytest.approx(5026.5e-5, rel=1e-3)
+    assert model.noise_scale(inh, by_kind["excitatory"]) == pytest.approx(1256.6e-5, rel=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["brian2", "neuron"])
+def test_noise_per_area_gives_each_cell_its_area_times_the_density(tmp_path, backend):
+    """On both targets the per-area culture's EXC cells get the conductances an absolute spec
+    would give them (so an EXC-only comparison is exact), its INH cells a quarter of the
+    dendritic one (their dendrite is a quarter of EXC's); set_params keeps the scaling."""
+    from livn.env import make
+
+    env = make(str(_noise_specs(tmp_path)), backend=backend)
+    try:
+        env.set_params({"noise.excitatory.g0": 1.2})
+        sim = env.simulation
+        if backend == "neuron":
+            network = sim.network if hasattr(sim, "network") else sim
+            cells = network.cells
+            exc = cells[int(env.system.gids("EXC")[0])]
+            inh = cells[int(env.system.gids("INH")[0])]
+            g_exc, g_inh = exc.noise["excitatory"].g0, inh.noise["excitatory"].g0
+            sigma = exc.noise["inhibitory"].sigma
+        else:
+            group = sim.runtime.groups  # one Brian2 group per cell type, named after it
+            g_exc = float(group["EXC"].g0_noise_excitatory[:]) / 1e-6
+            g_inh = float(group["INH"].g0_noise_excitatory[:]) / 1e-6
+            sigma = float(group["EXC"].sigma_noise_inhibitory[:]) / 1e-6
+        assert g_exc == pytest.approx(1.2 * 5026.6e-5, rel=1e-3)
+        assert g_inh == pytest.approx(1.2 * 1256.6e-5, rel=1e-3)
+        assert sigma == pytest.approx(0.13 * 5026.5e-5, rel=1e-3)
+    finally:
+        env.close()
+
+
+def test_noise_mixing_conductances_and_densities_is_refused(spec_copy):
+    from livn.spec import SpecError
+
+    path = spec_copy("EI2", lambda s: s.replace("g0: 0.027 uS", "g0: 0.5 mS/cm2"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    messages = [str(p) for p in err.value.problems]
+    assert any("noise.excitatory.sigma" in m and "conductance density" in m for m in messages), messages
+    assert any(":" in m and "EI2.yaml" in m for m in messages)

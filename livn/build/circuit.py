@@ -84,7 +84,8 @@ def livn_block(spec: SystemSpec, cells: dict) -> dict:
             sources[kind] = {"segment_group": SEGMENT_GROUPS.get(ou.onto, ou.onto), "g0": ou.g0, "sigma": ou.sigma,
                              "tau": ou.tau, "erev": ou.erev}
         block["noise"] = {"model": component.format(spec.noise.model.relative_to(base).as_posix()),
-                          "units": {"g0": "uS", "sigma": "uS", "tau": "ms", "erev": "mV"},
+                          "units": {"g0": "mS/cm2" if spec.noise.per_area else "uS",
+                                    "sigma": "mS/cm2" if spec.noise.per_area else "uS", "tau": "ms", "erev": "mV"},
                           "populations": [node_population(spec)], "sources": sources}
     if spec.temperature is not None:
         block["temperature_celsius"] = spec.temperature

@@ -112,7 +112,9 @@ class WeightGroup:
 
 @dataclass(frozen=True)
 class NoiseSource:
-    """An OU conductance on every cell of ``populations``, on segment group ``group`` (µS, ms, mV)."""
+    """An OU conductance on every cell of ``populations``, on segment group ``group`` (µS, ms, mV;
+    with ``per_area`` g0 and sigma are mS/cm² of the group's membrane: see
+    :meth:`NetworkModel.noise_scale`)."""
 
     kind: str
     group: str
@@ -121,6 +123,7 @@ class NoiseSource:
     tau: float
     erev: float
     stream: int
+    per_area: bool = False
 
 
 @dataclass
@@ -409,10 +412,14 @@ class NetworkModel:
             self.noise_type = read_noise_type(block["model"])
         except NeuroMLError as err:
             return err.problems
+        units = block.get("units") or {}
+        per_area = units.get("g0") == "mS/cm2"
+        if per_area != (units.get("sigma") == "mS/cm2"):
+            return [(self.source, f"livn.noise.units: g0 and sigma must both be uS or both mS/cm2, found {units}")]
         sources = []
         for stream, (kind, s) in enumerate(block["sources"].items()):
             sources.append(NoiseSource(kind, s["segment_group"], float(s["g0"]), float(s["sigma"]), float(s["tau"]),
-                                       float(s["erev"]), stream))
+                                       float(s["erev"]), stream, per_area))
         self.noise = tuple(sources)
         self.noise_populations = tuple(block.get("populations") or
                                        [p for p, v in self.populations.items() if v.kind == "biophysical"])
@@ -477,8 +484,19 @@ class NetworkModel:
     def noise_on(self, gid: int) -> bool:
         return bool(self.noise) and self.population_of(int(gid)).name in self.noise_populations
 
+    @staticmethod
+    def noise_scale(cell: Cell, source: NoiseSource) -> float:
+        """What a noise parameter (g0, sigma) is multiplied by to give µS on ``cell``: 1 for
+        conductances; for densities (mS/cm²) the membrane area of the segment group the noise
+        goes onto (µm² × 1e-8 cm²/µm² × 1e3 µS/mS)."""
+        if not source.per_area:
+            return 1.0
+        sections = set(cell.sections_in(source.group))
+        return sum(c.area for c in cell.compartments if c.section in sections) * 1e-5
+
     def default_params(self) -> dict[str, float]:
-        """Every tunable parameter with its default: weights (× unit), then noise g0/sigma (µS)."""
+        """Every tunable parameter with its default: weights (× unit), then noise g0/sigma (µS, or
+        mS/cm² for noise given per area)."""
         params = {name: w.default for name, w in self.weights.items()}
         for source in self.noise:
             params[f"noise.{source.kind}.g0"] = source.g0

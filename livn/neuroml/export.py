@@ -140,15 +140,18 @@ def _write(system, model, out: Path, duration: float, dt: float, params: dict) -
     noise_components = []
     for source in model.noise:
         g0, sigma = params[f"noise.{source.kind}.g0"], params[f"noise.{source.kind}.sigma"]
-        component = f"noise_{source.kind}"
-        noise_components.append(
-            f'<{model.noise_type.name} id="{component}" g0="{g0 * 1000:.9g}nS" sigma="{sigma * 1000:.9g}nS" '
-            f'tau="{source.tau:.9g}ms" erev="{source.erev:.9g}mV"/>')
         for c in cells:
             members = [g for g in gids[cell_of == id(c)].tolist() if model.noise_on(g)]
             sections = c.sections_in(source.group)
             if not members or not sections:
                 continue
+            # one component per cell type: noise given per area has a conductance per cell type
+            component = f"noise_{source.kind}" + (f"_{c.id}" if source.per_area else "")
+            scale = model.noise_scale(c, source)
+            definition = (f'<{model.noise_type.name} id="{component}" g0="{g0 * scale * 1000:.9g}nS" '
+                          f'sigma="{sigma * scale * 1000:.9g}nS" tau="{source.tau:.9g}ms" erev="{source.erev:.9g}mV"/>')
+            if definition not in noise_components:
+                noise_components.append(definition)
             segment, fraction = _locate(segments[c.id], sections[0], 0.5)
             lines.append(f'<inputList id="{component}_{c.id}" population="{c.id}" component="{component}">')
             for k, g in enumerate(members):

@@ -602,6 +602,18 @@ class _Meaning:
         if self.get("noise") is None or not self.ok(("noise",)):
             return None
         model, _ = self.neuroml_file(("noise", "model"), "noise model")
+        # every g0 and sigma a conductance (µS on each cell) or every one a density (scaled by
+        # the membrane area it goes onto): one meaning for the tunable noise.<kind>.g0/sigma
+        dimensions = {("noise", kind, field): _noise_dimension(self.get("noise", kind, field))
+                      for kind in ("excitatory", "inhibitory") for field in ("g0", "sigma")}
+        per_area = "conductance density" in dimensions.values()
+        if per_area and "conductance" in dimensions.values():
+            for key, dimension in dimensions.items():
+                if dimension == "conductance":
+                    self.error(key, f"expected a conductance density like the other noise g0/sigma (e.g. "
+                                    f"'0.035 mS/cm2'), found {self.get(*key)!r}: write all four per area or "
+                                    f"all four as conductances")
+            return None
         parts = {}
         for kind in ("excitatory", "inhibitory"):
             key = ("noise", kind)
@@ -614,11 +626,11 @@ class _Meaning:
                     self.error(key + ("onto",), f"cell of {population.name} has no segment group {SEGMENT_GROUPS[onto]!r}")
             parts[kind] = OUConductance(
                 onto,
-                self.quantity(key + ("g0",), "conductance", nonnegative=True),
-                self.quantity(key + ("sigma",), "conductance", nonnegative=True),
+                self.quantity(key + ("g0",), dimensions[key + ("g0",)], nonnegative=True),
+                self.quantity(key + ("sigma",), dimensions[key + ("sigma",)], nonnegative=True),
                 self.quantity(key + ("tau",), "time", positive=True),
                 self.quantity(key + ("erev",), "voltage"))
-        return Noise(model, parts["excitatory"], parts["inhibitory"])
+        return Noise(model, parts["excitatory"], parts["inhibitory"], per_area)
 
     def mea(self, size) -> MEA | None:
         if self.get("mea") is None or not self.ok(("mea",)):
@@ -691,6 +703,11 @@ def _scale_layers(split: list, scale: float) -> list:
         top = max(range(len(split)), key=lambda i: (split[i][1], -i))
         scaled[top] = (split[top][0], 1)
     return [(layer, n) for layer, n in scaled if n]
+
+
+def _noise_dimension(text) -> str:
+    """"conductance density" for a quantity written per area ("0.035 mS/cm2"), else "conductance"."""
+    return "conductance density" if isinstance(text, str) and ("/" in text or "_per_" in text) else "conductance"
 
 
 def _apportion(total: int, fractions: dict) -> dict:

@@ -217,7 +217,8 @@ class Delay:
 
 @dataclass(frozen=True)
 class OUConductance:
-    """Ornstein–Uhlenbeck conductance: mean g0 (µS), std sigma (µS), tau (ms), erev (mV)."""
+    """Ornstein–Uhlenbeck conductance: mean g0, std sigma (µS on each cell; or, with the
+    noise's ``per_area``, mS/cm² of the membrane it goes onto), tau (ms), erev (mV)."""
 
     onto: str
     g0: float
@@ -228,11 +229,14 @@ class OUConductance:
 
 @dataclass(frozen=True)
 class Noise:
-    """Point-conductance background noise (Destexhe et al. 2001)."""
+    """Point-conductance background noise (Destexhe et al. 2001). ``per_area``: g0 and sigma
+    are densities (mS/cm²), each cell's conductance being that times the membrane area of
+    the segment group the noise goes onto."""
 
     model: Path
     excitatory: OUConductance
     inhibitory: OUConductance
+    per_area: bool = False
 
 
 @dataclass(frozen=True)

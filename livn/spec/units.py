@@ -1,6 +1,6 @@
 """Quantities written with units in a spec ("200 um", "0.25 m/s"), in livn's canonical units.
 
-Canonical units at every boundary: µm, ms, µm/ms, µS, mV, µA, mM, Ω·m, Hz, rad, °C.
+Canonical units at every boundary: µm, ms, µm/ms, µS, mS/cm², mV, µA, mM, Ω·m, Hz, rad, °C.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ UNITS: dict[str, dict[str, float]] = {
     "time": {"ms": 1.0, "s": 1e3, "us": 1e-3, "µs": 1e-3},
     "velocity": {"um/ms": 1.0, "µm/ms": 1.0, "mm/ms": 1e3, "m/s": 1e3, "mm/s": 1.0, "um/s": 1e-3},
     "conductance": {"uS": 1.0, "µS": 1.0, "nS": 1e-3, "mS": 1e3, "S": 1e6, "pS": 1e-6},
+    "conductance density": {"mS/cm2": 1.0, "mS_per_cm2": 1.0, "uS/cm2": 1e-3, "µS/cm2": 1e-3, "S/m2": 0.1,
+                            "pS/um2": 0.1, "pS/µm2": 0.1},
     "voltage": {"mV": 1.0, "V": 1e3, "uV": 1e-3, "µV": 1e-3},
     "current": {"uA": 1.0, "µA": 1.0, "nA": 1e-3, "pA": 1e-6, "mA": 1e3},
     "concentration": {"mM": 1.0, "uM": 1e-3, "µM": 1e-3, "M": 1e3},
@@ -24,6 +26,7 @@ UNITS: dict[str, dict[str, float]] = {
 }
 
 CANONICAL = {"length": "µm", "time": "ms", "velocity": "µm/ms", "conductance": "µS",
+             "conductance density": "mS/cm2",
              "voltage": "mV", "current": "µA", "concentration": "mM", "resistivity": "Ω·m",
              "frequency": "Hz", "angle": "rad", "temperature": "degC"}
 

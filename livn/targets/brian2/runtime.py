@@ -246,8 +246,9 @@ class Simulation:
 
     # -- parameters ----------------------------------------------------------------------
     def set_params(self, params: dict):
-        """Weights (× the group's unit conductance) and noise ("noise.<kind>.g0"/"sigma", µS);
-        values are checked by the caller (livn's network model), names here."""
+        """Weights (× the group's unit conductance) and noise ("noise.<kind>.g0"/"sigma", µS, or
+        mS/cm² scaled by each group's membrane area); values are checked by the caller (livn's
+        network model), names here."""
         valid = set(self.model["defaults"])
         unknown = sorted(set(params) - valid)
         if unknown:
@@ -257,8 +258,11 @@ class Simulation:
             if name.startswith("noise."):
                 _, kind, field = name.split(".")
                 for group_name, group in self.groups.items():
-                    if kind in self.model["groups"][group_name].get("noise", ()):
-                        setattr(group, f"{'g0' if field == 'g0' else 'sigma'}_noise_{kind}", float(value) * b2.usiemens)
+                    entry = self.model["groups"][group_name]
+                    if kind in entry.get("noise", ()):
+                        scale = entry.get("noise_scale", {}).get(kind, 1.0)
+                        setattr(group, f"{'g0' if field == 'g0' else 'sigma'}_noise_{kind}",
+                                float(value) * scale * b2.usiemens)
         if any(not n.startswith("noise.") for n in params):
             weights = self.model["weights"]
             scale = np.array([self.params[n] * u for n, u in zip(weights["names"], weights["units"])])

@@ -304,6 +304,8 @@ def translate(model: NetworkModel, dt: float = 0.025, builders: dict | None = No
         else:
             entry = _spatial_entry(cell, receptors, noise, dt, builders, key)
             entry.update(population=info["population"])
+        # µS per unit of the noise parameters on this group's cell (1, or its area for noise per area)
+        entry["noise_scale"] = {s.kind: model.noise_scale(cell, s) for s in model.noise if s.kind in noise}
         description["groups"][key] = entry
         if len(model.electrodes):
             arrays[f"field/{key}"] = np.stack([model.field_transfer(gid) for gid in info["gids"].tolist()])

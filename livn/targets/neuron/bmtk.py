@@ -115,7 +115,9 @@ def livn_noise(hobj, node, dynamics_params):
     for source in settings["noise"]["sources"]:
         index = settings["noise"]["sections"][str(hobj.hname()).split("[")[0]][source["group"]]
         pp = getattr(h, settings["noise"]["mechanism"])(sections[index](0.5))
-        pp.g0, pp.sigma, pp.tau, pp.e = source["g0"], source["sigma"], source["tau"], source["erev"]
+        scale = settings["noise"]["scales"][str(hobj.hname()).split("[")[0]][source["kind"]]
+        pp.g0, pp.sigma = source["g0"] * scale, source["sigma"] * scale
+        pp.tau, pp.e = source["tau"], source["erev"]
         pp.seed, pp.gid, pp.stream = float(settings["seed"]), float(gid), float(source["stream"])
         _noise.append(pp)
     return hobj
@@ -432,11 +434,12 @@ def _ecp_report(system) -> dict:
 
 
 def _settings(model, mechs, names: dict) -> dict:
-    sections = {}
+    sections, scales = {}, {}
     for index, name in names.items():
         cell = model.cells[index]
         sections[name] = {source.group: cell.sections_in(source.group)[0] for source in model.noise
                              if cell.sections_in(source.group)}
+        scales[name] = {source.kind: model.noise_scale(cell, source) for source in model.noise}
     return {
         "seed": model.seed,
         "secondorder": 2,
@@ -446,5 +449,5 @@ def _settings(model, mechs, names: dict) -> dict:
         "noise": {"mechanism": mechs.noise.name if mechs.noise else None,
                   "sources": [{"kind": s.kind, "group": s.group, "g0": s.g0, "sigma": s.sigma, "tau": s.tau,
                                "erev": s.erev, "stream": s.stream} for s in model.noise],
-                  "sections": sections},
+                  "sections": sections, "scales": scales},
     }

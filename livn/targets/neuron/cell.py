@@ -106,6 +106,7 @@ class NeuronCell:
         self.segments = [self.sections[c.section](c.x) for c in cell.compartments]
         self.synapses = {}
         self.noise = {}
+        self.noise_scale = {}  # µS per unit of the noise parameters, per kind (see NetworkModel.noise_scale)
 
     def __str__(self) -> str:
         return self.ir.id if self.gid is None else f"{self.ir.id}[{self.gid}]"

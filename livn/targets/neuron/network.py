@@ -153,8 +153,10 @@ class Network:
             cell = NeuronCell(model.cell_of(gid), self.mechanisms, gid=gid, extracellular=self.extracellular)
             if model.noise_on(gid):
                 for source in model.noise:
-                    cell.add_noise(source.kind, self.mechanisms.noise.name, source.group, source.g0, source.sigma,
-                                   source.tau, source.erev, ids=(model.seed, gid, source.stream))
+                    scale = model.noise_scale(cell.ir, source)
+                    cell.noise_scale[source.kind] = scale
+                    cell.add_noise(source.kind, self.mechanisms.noise.name, source.group, source.g0 * scale,
+                                   source.sigma * scale, source.tau, source.erev, ids=(model.seed, gid, source.stream))
             self.pc.set_gid2node(gid, self.rank)
             self.pc.cell(gid, cell.spike_detector())
             self.cells[gid] = cell
@@ -219,7 +221,7 @@ class Network:
                 _, kind, field = name.split(".")
                 for cell in self.cells.values():
                     if kind in cell.noise:
-                        setattr(cell.noise[kind], field, value)
+                        setattr(cell.noise[kind], field, value * cell.noise_scale[kind])
         if any(not n.startswith("noise.") for n in params):
             self._wiring.reweight(self.model.conductance_scale(self.params))
         if not self._started:
