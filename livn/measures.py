@@ -226,18 +226,25 @@ def mean_event_interval(t, start: float, stop: float) -> float:
     return float((t[-1] - t[0]) / (len(t) - 1)) if len(t) > 1 else float("nan")
 
 
-def _counts(counts) -> np.ndarray:
+def _whole_numbers(name: str, values, minimum: int, series: str = "series") -> np.ndarray:
+    """``values`` as a 1-D float array of whole numbers >= ``minimum``, or ValueError."""
     try:
-        a = np.asarray(counts, dtype=float)
+        a = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"counts must be a 1-D series of whole numbers >= 0, found {type(counts).__name__}") from None
+        raise ValueError(f"{name} must be a 1-D {series} of whole numbers >= {minimum}, "
+                         f"found {type(values).__name__}") from None
     if a.ndim != 1:
-        raise ValueError(f"counts must be a 1-D series of whole numbers >= 0, found shape {a.shape}")
-    bad = ~np.isfinite(a) | (a < 0) | (a != np.round(a))
+        raise ValueError(f"{name} must be a 1-D {series} of whole numbers >= {minimum}, found shape {a.shape}")
+    bad = ~np.isfinite(a) | (a < minimum) | (a != np.round(a))
     if bad.any():
         first = np.flatnonzero(bad)[0]
-        raise ValueError(f"counts must be whole numbers >= 0, found {float(a[first])!r} at bin {first}")
-    return a.astype(np.int64)
+        where = f" at bin {first}" if name == "counts" else ""
+        raise ValueError(f"{name} must be whole numbers >= {minimum}, found {float(a[first])!r}{where}")
+    return a
+
+
+def _counts(counts) -> np.ndarray:
+    return _whole_numbers("counts", counts, 0).astype(np.int64)
 
 
 def avalanches(counts) -> tuple[np.ndarray, np.ndarray]:
@@ -325,16 +332,7 @@ def fit_power_law(values, min_count: int = MIN_FIT) -> PowerLawFit:
         the fit is not attempted and the exponent is NaN.
     """
     min_count = _whole("min_count", min_count, 2)
-    try:
-        x = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"values must be a 1-D array of whole numbers >= 1, found {type(values).__name__}") from None
-    if x.ndim != 1:
-        raise ValueError(f"values must be a 1-D array of whole numbers >= 1, found shape {x.shape}")
-    bad = ~np.isfinite(x) | (x < 1) | (x != np.round(x))
-    if bad.any():
-        raise ValueError(f"values must be whole numbers >= 1, found {float(x[bad][0])!r}")
-    x = np.sort(x)
+    x = np.sort(_whole_numbers("values", values, 1, "array"))
     nothing = PowerLawFit(float("nan"), float("nan"), 0, len(x))
     if len(x) < min_count or x[0] == x[-1]:
         return nothing

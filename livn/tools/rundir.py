@@ -36,6 +36,13 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         raise
 
 
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """``value`` if it is an integer >= ``minimum``, else ValueError saying so."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, found {value!r}")
+    return value
+
+
 class RunDirectory:
     """The folder of one configuration of a command.
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .rundir import RunDirectory, write_atomic
+from .rundir import RunDirectory, check_count, write_atomic
 
 #: what each column of a trial row holds, with units (the dataset card lists it)
 COLUMNS = {
@@ -240,10 +240,8 @@ def sample(system: str, trials: int, config: SampleConfig, workers: int = 1, roo
 
     from ..build.parallel import World
 
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"trials: expected an integer >= 1, found {trials!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: expected an integer >= 1, found {workers!r}")
+    check_count("trials", trials)
+    check_count("workers", workers)
     problems = config.problems()
     if problems:
         raise ValueError("; ".join(problems))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .rundir import RunDirectory, write_atomic
+from .rundir import RunDirectory, check_count, write_atomic
 
 #: what the issue asks of the EI systems: ~3 Hz spontaneous, ~12 Hz stimulated, m ~ 1,
 #: network bursts at 0.05-0.5 Hz (Wagenaar et al. 2006: 0.1-1 per 10 s to several per min)
@@ -257,10 +257,8 @@ def tune(system: str, trials: int, config: TuneConfig, workers: int = 1, root=No
     from filelock import FileLock, Timeout
     from tqdm import tqdm
 
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"trials: expected an integer >= 1, found {trials!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: expected an integer >= 1, found {workers!r}")
+    check_count("trials", trials)
+    check_count("workers", workers)
     problems = config.problems()
     if problems:
         raise ValueError("; ".join(problems))
