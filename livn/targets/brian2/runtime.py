@@ -13,6 +13,11 @@ from pathlib import Path
 import brian2 as b2
 import numpy as np
 
+# Every object this runtime makes goes into its Network; Brian2 still warns, object by object,
+# when a simulation is closed before its first run (e.g. gymnasium's check_env), which says
+# nothing to a livn user.
+b2.BrianLogger.suppress_name("unused_brian_object")
+
 try:  # inside livn
     from ..gid_normal import C_SOURCE, gid_normal
 except ImportError:  # a compiled directory: gid_normal.py sits beside this file
