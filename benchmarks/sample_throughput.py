@@ -1,7 +1,8 @@
 """``livn systems sample`` throughput: trials per hour on 1 and 2 worker processes.
 
 For each worker count, a fresh dataset of ``--trials`` trials (the default configuration:
-200 ms warm-up + 500 ms stimulated, Brian2) is written into a temporary run directory;
+200 ms warm-up + 500 ms stimulated, Brian2; files of ``--chunk`` trials, the workers' unit
+of work) is written into a temporary run directory;
 the wall time includes starting the workers and building their simulations, as a user
 pays it. Medians over ``--repeats``; the ratio compares the two worker counts.
 
@@ -24,11 +25,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--chunk", type=int, default=2, help="trials per file: a worker's unit of work")
     args = parser.parse_args()
-    config = SampleConfig()
+    config = SampleConfig(chunk=args.chunk)
     sample(args.system, 1, config, root=tempfile.mkdtemp(), progress=False)  # build + compile once, untimed
     rates = {}
-    print(f"{args.system}: {args.trials} trials of {config.warmup:g} + {config.duration:g} ms, {config.backend}")
+    print(f"{args.system}: {args.trials} trials of {config.warmup:g} + {config.duration:g} ms, {config.backend}, "
+          f"{config.chunk} per file")
     print(f"{'workers':>8} {'wall s (median)':>16} {'min':>7} {'max':>7} {'trials/hour':>12}")
     for workers in args.workers:
         walls = []
