@@ -200,7 +200,8 @@ def test_neuron_backend_steps_and_closes():
     """The same environment on NEURON (EI1: one channel); closing it frees the process's one
     NEURON network for the next."""
     actions = [np.zeros(1)] * 3 + [np.full(1, 40.0)] * 3
-    culture = CultureEnv("EI1", backend="neuron", step_duration=10.0, episode_duration=60.0, warmup=50.0)
+    culture = CultureEnv("EI1", backend="neuron", step_duration=10.0, episode_duration=60.0, warmup=50.0,
+                         max_amplitude=40.0)  # NEURON (implicit) takes pulses Brian2 cannot
     try:
         assert culture.env.backend == "neuron" and culture.action_space.shape == (1,)
         first, _ = episode(culture, actions)
