@@ -82,12 +82,14 @@ def test_tune_stores_trials_reuses_them_and_reproduces_the_best(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_killed_tuning_resumes_from_its_stored_trials(tiny, tmp_path):
-    args = [LIVN, "systems", "tune", tiny, "--trials", "4", "--duration", "400", "--transient", "100",
+    # far more trials than run before the kill: the first run cannot finish on a fast machine
+    args = [LIVN, "systems", "tune", tiny, "--duration", "400", "--transient", "100",
             "--param", "noise.excitatory.g0", "--launch"]
     env = {**os.environ, "LIVN_CACHE": str(tmp_path)}
     run, _ = tune_directory(tiny, TuneConfig(duration=400.0, transient=100.0, parameters=("noise.excitatory.g0",)),
                             root=tmp_path / "runs" / "tune")
-    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(args[:4] + ["--trials", "200"] + args[4:], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
     first = []
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None and not first:
@@ -95,15 +97,19 @@ def test_killed_tuning_resumes_from_its_stored_trials(tiny, tmp_path):
         if (run.path / "study.db").exists():
             first = complete_trials(open_study(run, TuneConfig(duration=400.0, transient=100.0,
                                                                  parameters=("noise.excitatory.g0",))))
+    assert process.poll() is None, process.communicate()[1][-2000:]
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert first, "no trial completed before the deadline"
-    kept = {t.number: t.params for t in first}
-    resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=400)
+    study = open_study(run, TuneConfig(duration=400.0, transient=100.0, parameters=("noise.excitatory.g0",)))
+    kept = {t.number: t.params for t in complete_trials(study)}  # those the kill left (>= first)
+    wanted = len(kept) + 2
+    resumed = subprocess.run(args[:4] + ["--trials", str(wanted)] + args[4:], env=env, capture_output=True,
+                             text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr
     study = open_study(run, TuneConfig(duration=400.0, transient=100.0, parameters=("noise.excitatory.g0",)))
     done = complete_trials(study)
-    assert len(done) == 4
+    assert len(done) == wanted
     assert all({t.number: t.params for t in done}[n] == p for n, p in kept.items())  # not run again
 
 
