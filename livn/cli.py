@@ -457,10 +457,11 @@ def _gids_of(system, reports):
 @main.command()
 @click.argument("target")
 @click.option("--duration", type=float, default=None, callback=_finite(0.0),
-              help="ms per protocol [default: 5500; 1000 for systems of cells with more than two compartments, such as CA1, "
+              help="ms per protocol [default: 7000; 1000 for systems of cells with more than two compartments, such as CA1, "
                    "where a simulated second costs minutes per hundred cells]")
 @click.option("--transient", type=float, default=None, callback=_finite(0.0, strict=False),
-              help="ms discarded (< duration) [default: 500; 200 for such trees; at most half the duration]")
+              help="ms discarded (< duration) [default: 2000, while the depressing synapses settle after the onset; "
+                   "200 for such trees; at most half the duration]")
 @click.option("--backend", type=click.Choice(target_names()), default=None)
 @click.option("--plot", "picture", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="PNG",
               help="Also draw the spontaneous run into this PNG: raster, population rate with the detected network "
@@ -649,10 +650,10 @@ def sample_command(system, trials, duration, warmup, seed, amplitude, rate, volt
 @click.argument("system")
 @click.option("--trials", type=int, default=60, show_default=True, callback=_positive_int(1),
               help="Complete trials the study should hold; stored ones count.")
-@click.option("--duration", type=float, default=3000.0, show_default=True, callback=_finite(0.0),
+@click.option("--duration", type=float, default=5000.0, show_default=True, callback=_finite(0.0),
               help="Length of each protocol (spontaneous, stimulated) per trial, ms.")
-@click.option("--transient", type=float, default=300.0, show_default=True, callback=_finite(0.0, strict=False),
-              help="Start of each protocol left out of the figures, ms.")
+@click.option("--transient", type=float, default=2000.0, show_default=True, callback=_finite(0.0, strict=False),
+              help="Start of each protocol left out of the figures, ms (the onset's surge settles in ~2 s).")
 @click.option("--factor", type=float, default=4.0, show_default=True, callback=_finite(1.0),
               help="Search each parameter log-uniformly within [default / factor, default x factor].")
 @click.option("--param", "parameters", multiple=True,
@@ -671,8 +672,9 @@ def tune_command(system, trials, duration, transient, factor, parameters, target
                  launch) -> None:
     """Search a system's weights and noise toward target dynamics (Optuna TPE; resumable).
 
-    Default targets: spontaneous ~3 Hz, stimulated ~12 Hz, branching ratio ~1 (multistep
-    regression), network bursts at 0.05-0.5 Hz with most channels taking part. The study
+    Default targets: spontaneous ~3 Hz with no population below 1.5 Hz, stimulated ~12 Hz,
+    branching ratio ~1 (multistep regression), network bursts at 0.05-0.5 Hz with most
+    channels taking part. The study
     lives in a run directory keyed by the system and these options.
     """
     import json as json_module

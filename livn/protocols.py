@@ -180,13 +180,15 @@ def _rates(env, it, t, start, stop) -> dict:
 
 
 def default_protocol(system) -> tuple[float, float]:
-    """(duration, transient) in ms of each protocol for ``system``: 5500 and 500 (the EI tuning's
-    figures), or 1000 and 200 when some cell is a tree (more than the EI cells' two compartments,
+    """(duration, transient) in ms of each protocol for ``system``: 7000 and 2000 (5 s measured
+    after the onset: every cell starts at rest with its synapses fully recovered, and the
+    depressing EI synapses, recovering with 800 ms, take ~2 s to settle; a shorter transient
+    counts the onset's synchronous surge as a network burst), or 1000 and 200 when some cell is a tree (more than the EI cells' two compartments,
     soma and dendrite): CA1 costs about 30 min of one core per simulated second at scale 0.002,
-    so 5.5 s per protocol would take hours; 800 ms still hold six theta cycles."""
+    so 7 s per protocol would take hours; 800 ms still hold six theta cycles."""
     if any(len(cell.compartments) > 2 for cell in system.network.cells):
         return 1000.0, 200.0
-    return 5500.0, 500.0
+    return 7000.0, 2000.0
 
 
 def _binned(t: np.ndarray, start: float, stop: float, bin: float) -> np.ndarray:
@@ -214,7 +216,7 @@ def _avalanches(channels: list, start: float, stop: float) -> Avalanches | None:
     return avalanche_statistics(_binned(events, start, stop, bin), bin)
 
 
-def measure(env, duration: float = 5500.0, transient: float = 500.0, amplitude: float = STIMULUS_AMPLITUDE,
+def measure(env, duration: float = 7000.0, transient: float = 2000.0, amplitude: float = STIMULUS_AMPLITUDE,
             rate: float = STIMULUS_RATE, progress: bool = True) -> Dynamics:
     """Run both protocols on ``env`` (cleared before each; recording spikes) and measure.
 

@@ -83,6 +83,13 @@ def spec_of(system):
     return load_spec(system.livn["spec"])
 
 
+#: EI1's weights before its 2026-12-02 re-tune (GABA_A a third): cross-target spike-for-spike
+#: comparisons use them, because the tuned EXC->EXC (~29 nS per connection) puts an injected or
+#: stimulated EI1 where one spike near threshold parts the targets
+EI1_MODERATE = {"EXC->EXC.AMPA": 18.0, "EXC->EXC.NMDA": 4.5, "EXC->INH.AMPA": 6.0, "EXC->INH.NMDA": 0.3,
+                "INH->EXC.GABA_A": 20.0, "INH->INH.GABA_A": 6.0}
+
+
 #: Tsodyks–Markram mechanisms tests give the shipped synapses (NeuroML2 plasticityMechanism):
 #: depression only (U 0.5, recovery 800 ms), and depression with facilitation
 DEPRESSION = '<plasticityMechanism type="tsodyksMarkramDepMechanism" initReleaseProb="0.5" tauRec="800ms"/>'
@@ -90,21 +97,38 @@ FACILITATION = ('<plasticityMechanism type="tsodyksMarkramDepFacMechanism" initR
                 'tauFac="600ms"/>')
 
 
-def make_plastic(folder: Path, receptor: str, mechanism: str = DEPRESSION) -> Path:
+def make_plastic(folder: Path, receptor: str, mechanism: str | None = DEPRESSION) -> Path:
     """Give the synapse of ``synapses/<receptor>.synapse.nml`` under ``folder`` (a spec copy) the
-    ``plasticityMechanism`` element ``mechanism``: an expTwoSynapse becomes a blockingPlasticSynapse
-    without a block; a block stays, after the mechanism (the NeuroML schema's order)."""
+    ``plasticityMechanism`` element ``mechanism`` in place of the one it has (None: no
+    plasticity): an expTwoSynapse becomes a blockingPlasticSynapse without a block; a block
+    stays, after the mechanism (the NeuroML schema's order)."""
+    import re
+
     path = folder / "synapses" / f"{receptor}.synapse.nml"
     text = path.read_text()
     text = text.replace("<expTwoSynapse", "<blockingPlasticSynapse").replace("</expTwoSynapse>",
                                                                              "</blockingPlasticSynapse>")
-    if "<blockMechanism" in text:
-        new = text.replace("<blockMechanism", f"{mechanism}\n        <blockMechanism", 1)
+    new = re.sub(r"\n\s*<plasticityMechanism[^>]*/>", "", text)
+    if mechanism is None:
+        pass
+    elif "<blockMechanism" in new:
+        new = new.replace("<blockMechanism", f"{mechanism}\n        <blockMechanism", 1)
     else:
-        new = text.replace("    </blockingPlasticSynapse>", f"        {mechanism}\n    </blockingPlasticSynapse>", 1)
-    assert new != text and "<blockingPlasticSynapse" in new, f"{path}: no synapse to give a plasticityMechanism"
+        new = new.replace("    </blockingPlasticSynapse>", f"        {mechanism}\n    </blockingPlasticSynapse>", 1)
+    assert "<blockingPlasticSynapse" in new, f"{path}: no synapse to give a plasticityMechanism"
     path.write_text(new)
     return path
+
+
+def without_plasticity(spec_copy, name: str, out: Path) -> Path:
+    """The circuit of spec ``name`` of a spec copy with AMPA and NMDA made static (the shipped
+    EI synapses depress), built to ``out``; the copy's synapse files are left static."""
+    from livn.build import build_circuit
+    from livn.spec import load_spec
+
+    for receptor in ("AMPA", "NMDA"):
+        make_plastic(spec_copy.folder, receptor, None)
+    return build_circuit(load_spec(spec_copy(name)), out)
 
 
 def tm_factors(arrivals, release: float, tau_rec: float, tau_fac: float = 0.0):

@@ -168,7 +168,7 @@ def test_a_compiled_directory_carries_the_plasticity(spec_copy, tmp_path):
     EI1's without plasticity."""
     import json
 
-    from conftest import DEPRESSION, make_plastic
+    from conftest import DEPRESSION, make_plastic, without_plasticity
     from livn.build import build_circuit
     from livn.env import Env
     from livn.spec import load_spec
@@ -188,7 +188,8 @@ def test_a_compiled_directory_carries_the_plasticity(spec_copy, tmp_path):
     with h5py.File(tmp_path / "spikes.h5") as h5:
         compiled = h5["spikes/EI1/node_ids"][:], h5["spikes/EI1/timestamps"][:]
     runs = {}
-    for name, system in (("plastic", System(circuit)), ("plain", System(predefined("EI1")))):
+    plain = without_plasticity(spec_copy, "EI1", tmp_path / "EI1-plain")
+    for name, system in (("plastic", System(circuit)), ("plain", System(plain))):
         env = Env(system, backend="brian2")
         env.record_spikes()
         runs[name] = env.run(1000.0)

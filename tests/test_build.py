@@ -94,7 +94,7 @@ def test_excitatory_pairs_carry_ampa_and_nmda_inhibitory_gaba(circuits):
 
 
 def test_a_synaptic_delay_adds_to_the_conduction_delay(spec_copy, tmp_path):
-    path = spec_copy("EI1", lambda s: s.replace("delay: {velocity: 250 um/ms, min: 0.05 ms}",
+    path = spec_copy("EI1", lambda s: s.replace("delay: {velocity: 250 um/ms, synaptic: 1 ms, min: 0.05 ms}",
                                                   "delay: {velocity: 250 um/ms, synaptic: 1 ms, min: 1.1 ms}"))
     system = System(build_circuit(load_spec(path), tmp_path / "EI1"))
     e = system.edges
@@ -104,13 +104,12 @@ def test_a_synaptic_delay_adds_to_the_conduction_delay(spec_copy, tmp_path):
     assert system.livn["delay"]["synaptic_ms"] == 1.0
 
 
-def test_delays_are_distance_over_velocity_and_weights_from_defaults(circuits):
+def test_delays_are_latency_plus_distance_over_velocity_and_weights_from_defaults(circuits):
     system = System(circuits["EI3"])
     e, xyz = system.edges, system.coordinates
     distance = np.linalg.norm(xyz[e["source"]] - xyz[e["target"]], axis=1)
     np.testing.assert_allclose(e["distance"], distance, rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(e["delay"], np.maximum(distance / 250.0, 0.05), rtol=1e-5)
-    assert (e["delay"] >= 0.05).all() and (e["delay"] > 0.05).mean() > 0.9
+    np.testing.assert_allclose(e["delay"], 1.0 + distance / 250.0, rtol=1e-5)  # EI3: 1 ms synaptic latency
     defaults = system.default_params()
     unit = {r.name: r.unit_conductance for r in spec_of(system).receptors}
     for name in system.weight_names:

@@ -120,7 +120,7 @@ def test_run_compile_and_dynamics_report_user_errors_without_a_traceback(tmp_pat
         (("run", tmp_path / "nothing"), 1, "no such circuit"),
         (("compile", "EI1", "--target", "brian2", "-o", tmp_path / "c", "--dt", "0"), 2, "expected a finite number"),
         (("dynamics", "EI1", "--duration", "500", "--transient", "600"), 2, "must be shorter than --duration"),
-        (("dynamics", "EI1", "--transient", "6000"), 2, "(6000 ms) must be shorter than --duration (5500 ms)"),
+        (("dynamics", "EI1", "--transient", "8000"), 2, "(8000 ms) must be shorter than --duration (7000 ms)"),
         (("dynamics", "EI1", "--transient", "-1"), 2, "expected a finite number >= 0"),
         (("run", "EI1", "--backend", "nest"), 2, "'nest' is not one of 'brian2', 'neuron'"),
         # RK4 on Brian2 cannot follow a 300 uA pulse at dt 0.025 ms: said, not a traceback, nothing written

@@ -225,8 +225,9 @@ def _injected_ei1(system, backend):
 
     env = Env(system, backend=backend, **({"field": "currents"} if backend == "neuron" else {}))
     try:
+        from conftest import EI1_MODERATE
         env.set_params({"noise.excitatory.g0": 0.0, "noise.excitatory.sigma": 0.0,
-                        "noise.inhibitory.g0": 0.0, "noise.inhibitory.sigma": 0.0})
+                        "noise.inhibitory.g0": 0.0, "noise.inhibitory.sigma": 0.0, **EI1_MODERATE})
         env.record_spikes()
         result = env.run(300, inject={0: 0.6, 2: 0.6, 4: 0.6, 6: 0.6})
     finally:
@@ -240,17 +241,17 @@ def test_brian2_and_neuron_give_the_same_spikes_on_a_depressing_network(spec_cop
     noise off, 0.6 nA into four EXC cells for 300 ms (the regime of test_targets' cross-target
     test): per cell the same spike count on Brian2 and NEURON, times within 0.5 ms. The
     depression matters: the network fires fewer spikes than EI1."""
-    from conftest import DEPRESSION, make_plastic
+    from conftest import DEPRESSION, make_plastic, without_plasticity
     from livn.build import build_circuit
     from livn.spec import load_spec
-    from livn.system import System, predefined
+    from livn.system import System
 
     for receptor in ("AMPA", "NMDA"):
         make_plastic(spec_copy.folder, receptor, DEPRESSION)
     system = System(build_circuit(load_spec(spec_copy("EI1")), tmp_path / "EI1-depressing"))
     assert system.network.synapses["NMDA"].kind == "exp2_block" and system.network.synapses["NMDA"].plasticity
     trains = {backend: _injected_ei1(system, backend) for backend in ("brian2", "neuron")}
-    plain = _injected_ei1(System(predefined("EI1")), "brian2")
+    plain = _injected_ei1(System(without_plasticity(spec_copy, "EI1", tmp_path / "EI1-plain")), "brian2")
     (g1, t1), (g2, t2) = trains["brian2"], trains["neuron"]
     np.testing.assert_array_equal(np.bincount(g1, minlength=10), np.bincount(g2, minlength=10))
     for gid in range(10):

@@ -27,3 +27,8 @@ def test_example_runs(script, tmp_path):
     elif script.stem == "04_parameters":
         rates = [float(line.split(":")[1].split()[0]) for line in out.splitlines() if line.startswith("excitatory")]
         assert len(rates) == 3 and rates[2] > rates[0]
+    elif script.stem == "05_what_a_pulse_excites":
+        rows = [line.split() for line in out.splitlines() if line.split()[1:2] == ["uA"]]
+        counts = [int(row[2]) for row in rows]
+        assert len(rows) == 3 and counts == sorted(counts) and counts[-1] > 0, out
+        assert float(rows[-1][5]) <= 50, "only somata close to an electrode are excited directly"

@@ -157,4 +157,4 @@ def test_dynamics_protocols_are_shorter_for_multicompartment_cells(ballstick_cul
     from livn.system import System, predefined
 
     assert default_protocol(System(ballstick_culture)) == (1000.0, 200.0)
-    assert default_protocol(System(predefined("EI1"))) == (5500.0, 500.0)
+    assert default_protocol(System(predefined("EI1"))) == (7000.0, 2000.0)

@@ -1,5 +1,6 @@
 """The SONATA reader and the network model: what every target is built from."""
 
+import re
 import subprocess
 import sys
 
@@ -63,7 +64,7 @@ def test_the_model_carries_the_specs_defaults_without_reading_the_yaml(circuits,
     assert model.default_params() == spec.default_params()
     assert [s.kind for s in model.noise] == ["excitatory", "inhibitory"]
     assert [(s.group, s.tau, s.erev) for s in model.noise] == [("dendrite_group", 2.728, 0.0),
-                                                               ("soma_group", 10.49, -75.0)]
+                                                               ("dendrite_group", 10.49, -75.0)]
     conn = model.afferent(np.arange(100))
     names = np.array(model.synapse_names)[conn.synapse]
     assert set(conn.section[names == "GABA_A"]) == {0} and set(conn.section[names != "GABA_A"]) == {1}
@@ -97,7 +98,9 @@ def test_a_circuit_without_a_livn_block_has_no_mea_and_says_so(tmp_path, circuit
     (copy / "circuit_config.json").write_text(json.dumps(config))
     model = NetworkModel(copy)
     assert model.electrodes.shape == (0, 3) and model.noise == ()
-    assert model.default_params()["INH->EXC.GABA_A"] == pytest.approx(60.0)  # weight_unit is in the CSV
+    # weight_unit is in the CSV: the defaults of the circuit with its livn block
+    assert model.default_params()["INH->EXC.GABA_A"] == pytest.approx(
+        NetworkModel(circuits["EI1"]).default_params()["INH->EXC.GABA_A"])
     with pytest.raises(ValueError, match="no MEA"):
         model.check_stimulus(np.zeros((10, 1)), 1.0, 0.025)
 
@@ -138,11 +141,12 @@ def _noise_specs(tmp_path):
 
     base = generate_2d(Culture2D("Noisy", exc=16, inh=4, width=200, height=200), tmp_path / "area")
     text = base.read_text()
-    exc_noise = "excitatory: {onto: dendrite, g0: 0.03 uS, sigma: 0.0075 uS"
-    inh_noise = "inhibitory: {onto: soma, g0: 0.043 uS, sigma: 0.0065 uS"
-    assert exc_noise in text and inh_noise in text
-    base.write_text(text.replace(exc_noise, "excitatory: {onto: dendrite, g0: 0.6 mS/cm2, sigma: 0.15 mS/cm2")
-                    .replace(inh_noise, "inhibitory: {onto: soma, g0: 0.855 mS/cm2, sigma: 0.13 mS/cm2"))
+    text, count = re.subn(r"excitatory: \{onto: dendrite, g0: [0-9.]+ mS/cm2, sigma: [0-9.]+ mS/cm2",
+                          "excitatory: {onto: dendrite, g0: 0.6 mS/cm2, sigma: 0.15 mS/cm2", text)
+    text, count2 = re.subn(r"inhibitory: \{onto: dendrite, g0: [0-9.]+ mS/cm2, sigma: [0-9.]+ mS/cm2",
+                           "inhibitory: {onto: soma, g0: 0.855 mS/cm2, sigma: 0.13 mS/cm2", text)
+    assert count == count2 == 1, text
+    base.write_text(text)
     return base
 
 
@@ -193,9 +197,9 @@ def test_noise_per_area_gives_each_cell_its_area_times_the_density(tmp_path, bac
 def test_noise_mixing_conductances_and_densities_is_refused(spec_copy):
     from livn.spec import SpecError
 
-    path = spec_copy("EI2", lambda s: s.replace("g0: 0.027 uS", "g0: 0.5 mS/cm2"))
+    path = spec_copy("EI2", lambda s: re.sub(r"(excitatory: \{onto: dendrite, g0: )[0-9.]+ mS/cm2", r"\g<1>0.03 uS", s))
     with pytest.raises(SpecError) as err:
         load_spec(path)
     messages = [str(p) for p in err.value.problems]
-    assert any("noise.excitatory.sigma" in m and "conductance density" in m for m in messages), messages
+    assert any("noise.excitatory.g0" in m and "conductance density" in m for m in messages), messages
     assert any(":" in m and "EI2.yaml" in m for m in messages)

@@ -95,12 +95,13 @@ def _livn_rates(system, duration) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, duration", [("EI1", 80_000.0), ("EI2", 4000.0)])
+@pytest.mark.parametrize("name, duration", [("EI1", 80_000.0), ("EI2", 12_000.0)])
 def test_jneuroml_runs_the_export_with_livns_rates(name, duration, tmp_path):
     """Spontaneous activity: jNeuroML's NEURON export of the exported network and livn's NEURON
     target give each population's mean rate within 10 % (measured: EI1 over 80 s, EXC 3.06 vs
-    3.02 Hz, INH 3.97 vs 3.88 Hz; over 20 s the ten cells still differed by 16 %; EI2 over
-    4 s, EXC 2.71 vs 2.97 Hz, INH 7.78 vs 7.71 Hz)."""
+    3.02 Hz, INH 3.97 vs 3.88 Hz before the 2026-12-02 re-tune; over 20 s the ten cells still
+    differed by 16 %). EI2 since its re-tune moves in slow waves and bursts, so its rates
+    fluctuate: over 4 s EXC was 1.70 vs 2.31 Hz; over 12 s within 20 %."""
     system = System(predefined(name))
     lems = _export(name, tmp_path / "nml", duration)
     theirs = _jneuroml_rates(system, lems.parent, duration)
@@ -108,7 +109,7 @@ def test_jneuroml_runs_the_export_with_livns_rates(name, duration, tmp_path):
     print("jNeuroML", theirs, "livn", ours)
     for population in system.populations:
         assert ours[population] > 1.0
-        assert theirs[population] == pytest.approx(ours[population], rel=0.10), population
+        assert theirs[population] == pytest.approx(ours[population], rel=0.10 if name == "EI1" else 0.20), population
 
 
 def test_export_writes_the_plasticity_back(spec_copy, tmp_path):

@@ -14,11 +14,12 @@ from livn import make
 from livn.system import System, predefined
 from livn.sonata import read_spike_report
 
-from conftest import run_livn
+from conftest import EI1_MODERATE, run_livn
 
 BIN = Path(sys.executable).parent
-#: enough background drive that every system fires, whatever its tuned defaults
-DRIVE = {"noise.excitatory.g0": 0.03, "noise.excitatory.sigma": 0.012}
+#: enough background drive that every system fires, whatever its tuned defaults (mS/cm2 of the
+#: dendrite: 0.03 / 0.012 uS on EXC's 5027 um2)
+DRIVE = {"noise.excitatory.g0": 0.6, "noise.excitatory.sigma": 0.24}
 
 
 def mpirun(ranks, circuit, duration, output, params=DRIVE, env=None, coreneuron=False):
@@ -118,8 +119,7 @@ def test_neuron_env_has_the_brian2_api():
 def test_neuron_mea_stimulation_excites_cells_near_the_electrode():
     env = make("EI2", backend="neuron")
     env.record_spikes()
-    env.set_params({"noise.excitatory.g0": 0.0, "noise.excitatory.sigma": 0.0,
-                    "noise.inhibitory.g0": 0.0, "noise.inhibitory.sigma": 0.0})
+    env.set_params({name: 0.0 for name in env.default_params()})  # no noise, no synapses: direct effects
     from livn.io import pulse_train
     assert len(env.run(100)[0]) == 0
     stimulus = pulse_train(200, channels=[0], num_channels=16, amplitude=60.0, rate=50.0, dt=env.dt)
@@ -162,32 +162,33 @@ def stimulated_counts(backend, amplitude, params=None, **options):
     return np.bincount(it, minlength=10)
 
 
-#: the EXC->EXC weights of EI2-EI4 (EI1's defaults are 4.5 times stronger)
+#: moderate EXC->EXC weights (EI2-EI4's before the 2026-12-02 re-tune; EI1's tuned ones are ~13x stronger)
 SHARED_EXC_EXC = {"EXC->EXC.AMPA": 4.0, "EXC->EXC.NMDA": 1.0}
 
 
 @pytest.mark.slow
 def test_neuron_and_brian2_give_identical_spike_counts_on_ei1_without_noise():
     """Noise off, 80 µA biphasic pulses at 20 Hz on EI1's electrode for 500 ms: identical counts
-    with the EXC->EXC weights of the other systems. With EI1's own, 4.5 times stronger recurrent
-    excitation, one cell may differ by one spike (an INH cell: 46 vs 47; NEURON at dt 0.005 too)."""
+    with moderate EXC->EXC weights. With EI1's tuned, ~13 times stronger recurrent excitation
+    (and depression) a cell may differ by a spike or two (measured: 36 vs 34 on one cell)."""
     brian2 = stimulated_counts("brian2", 80.0, SHARED_EXC_EXC)
     neuron = stimulated_counts("neuron", 80.0, SHARED_EXC_EXC, field="currents")
     assert brian2.sum() > 100
     np.testing.assert_array_equal(neuron, brian2)
     brian2 = stimulated_counts("brian2", 80.0)
     neuron = stimulated_counts("neuron", 80.0, field="currents")
-    assert np.abs(neuron - brian2).max() <= 1 and abs(int(neuron.sum()) - int(brian2.sum())) <= 2, (brian2, neuron)
+    assert np.abs(neuron - brian2).max() <= 2 and abs(int(neuron.sum()) - int(brian2.sum())) <= 4, (brian2, neuron)
 
 
 def _field_forms():
-    """Spike counts per cell of EI1 under the same pulses, the field applied by NEURON's
+    """Spike counts per cell of EI1 (EI1_MODERATE weights: the tuned ones amplify last-bit
+    differences into different spikes) under the same pulses, the field applied by NEURON's
     extracellular mechanism and by the equivalent axial currents (backward Euler both)."""
     from livn.targets.neuron.network import Network
-    mechanism = stimulated_counts("neuron", 80.0, field="extracellular")
+    mechanism = stimulated_counts("neuron", 80.0, EI1_MODERATE, field="extracellular")
     system = make("EI1", backend="neuron").system
     network = Network(system.network, field="currents", secondorder=0)
-    network.set_params(QUIET)
+    network.set_params({**system.default_params(), **QUIET, **EI1_MODERATE})
     from livn.io import pulse_train
     it, _, _ = network.run(500, stimulus=pulse_train(500, [0], 1, 80.0, 20.0))
     return mechanism, np.bincount(it, minlength=10)
@@ -247,19 +248,22 @@ def test_a_cell_integrates_the_same_whatever_mechanisms_were_loaded_before(monke
 
 @pytest.mark.slow
 def test_network_rates_agree_between_neuron_and_brian2():
-    """EI2 with its tuned defaults, 5 s after a 500 ms transient: mean rate per population
-    within 5 % (the same noise; the networks part through integration differences only)."""
+    """EI2 with its tuned defaults, 10 s after the 2 s onset: mean rate per population within
+    20 %. The same noise drives both, but in this near-critical regime (slow waves, network
+    bursts) the two networks part within ~100 ms through integration differences, so the
+    windows are two samples of a fluctuating rate (measured: EXC 1.72 vs 1.55 Hz, INH 6.88 vs
+    6.71 Hz); a model difference between the targets moves the rates far more."""
     from livn.measures import mean_rate
     rates = {}
     for backend, options in (("brian2", {}), ("neuron", {"field": "currents"})):
         env = make("EI2", backend=backend, **options)
         env.record_spikes()
-        it, t, *_ = env.run(5500)
-        rates[backend] = {p: mean_rate(it, t, env.system.gids(p), 500, 5500) for p in ("EXC", "INH")}
+        it, t, *_ = env.run(12000)
+        rates[backend] = {p: mean_rate(it, t, env.system.gids(p), 2000, 12000) for p in ("EXC", "INH")}
     for population in ("EXC", "INH"):
         brian2, neuron = rates["brian2"][population], rates["neuron"][population]
         assert brian2 > 0.5, rates
-        assert abs(neuron - brian2) <= 0.05 * brian2, rates
+        assert abs(neuron - brian2) <= 0.2 * brian2, rates
 
 
 @pytest.mark.slow
@@ -271,7 +275,7 @@ def test_noise_driven_cells_fire_together_in_neuron_and_brian2():
     trains = {}
     for backend, options in (("brian2", {}), ("neuron", {"field": "currents"})):
         env = make("EI1", backend=backend, **options)
-        env.set_params({**silent, "noise.excitatory.g0": 0.04, "noise.excitatory.sigma": 0.015})
+        env.set_params({**silent, "noise.excitatory.g0": 0.8, "noise.excitatory.sigma": 0.3})  # mS/cm2
         env.record_spikes()
         it, t, *_ = env.run(1000)
         trains[backend] = {g: t[it == g] for g in range(env.system.num_neurons)}
@@ -289,16 +293,17 @@ def test_plastic_synapses_give_the_same_spikes_on_1_and_2_ranks_and_on_coreneuro
     """EI2 with Tsodyks–Markram depression on AMPA and NMDA, 200 ms with background drive: the
     plasticity state lives in each NetCon (gid_connect'ed across ranks), so 1 and 2 ranks and
     CoreNEURON give the same spikes, which differ from EI2's without plasticity."""
-    from conftest import DEPRESSION, make_plastic
+    from conftest import DEPRESSION, make_plastic, without_plasticity
     from livn.build import build_circuit
     from livn.spec import load_spec
 
     for receptor in ("AMPA", "NMDA"):
         make_plastic(spec_copy.folder, receptor, DEPRESSION)
     circuit = build_circuit(load_spec(spec_copy("EI2")), tmp_path / "EI2-plastic")
+    plain = without_plasticity(spec_copy, "EI2", tmp_path / "EI2-plain")
     reports = {}
     for key, source, ranks, core in (("1", circuit, 1, False), ("2", circuit, 2, False),
-                                     ("core", circuit, 1, True), ("plain", predefined("EI2"), 1, False)):
+                                     ("core", circuit, 1, True), ("plain", plain, 1, False)):
         done = mpirun(ranks, source, 200.0, tmp_path / f"{key}.h5", coreneuron=core)
         assert done.returncode == 0, done.stderr[-3000:]
         summary = json.loads(done.stdout.strip().splitlines()[-1])

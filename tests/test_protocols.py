@@ -16,20 +16,21 @@ REPORT_LINES = ("spontaneous mean rate:", "stimulated mean rate:", "branching ra
 
 @pytest.mark.slow
 def test_ei2_defaults_give_the_target_dynamics():
-    """Rates within the tuning's bounds; the collective figures are measured (no claim about
-    criticality: EI2's activity is asynchronous, m is near 0 at 4 ms and it does not burst)."""
-    dynamics = measure(make("EI2"), duration=2500.0, transient=500.0)
+    """Rates within the tuning's bounds and near-critical collective activity (m ~ 1 by
+    multistep regression; EI2's spontaneous activity moves in slow waves and brief network
+    bursts), from 2 s after the 2 s onset."""
+    dynamics = measure(make("EI2"), duration=4000.0, transient=2000.0)
     spontaneous, stimulated = dynamics.spontaneous, dynamics.stimulated
     report = dynamics.report()
-    assert 1.0 <= spontaneous["all"] <= 8.0, report
-    assert spontaneous["EXC"] > 0.5 and spontaneous["INH"] > 0.5, "both populations active"
+    assert 1.0 <= spontaneous["all"] <= 6.0, report
+    assert spontaneous["EXC"] > 0.5 and spontaneous["INH"] > spontaneous["EXC"], "both active, INH the faster"
     assert 6.0 <= stimulated["all"] <= 20.0, report
     assert stimulated["all"] > 2 * spontaneous["all"]
-    assert 0.0 <= dynamics.branching_ratio <= 1.5, report  # the estimator's range
-    assert len(dynamics.avalanches.sizes) > 50, report  # ~100 per second of MEA events
+    assert 0.8 <= dynamics.branching_ratio <= 1.05, report  # tuned: 0.98 over 10 s on both targets
+    assert len(dynamics.avalanches.sizes) > 50, report  # ~70 per second of MEA events
     assert dynamics.bursts.active == 16 and 0 <= dynamics.bursts.fraction_in_channel_bursts < 1, report
     it, t = dynamics.spikes
-    assert len(it) == len(t) and t.max() < 2500.0
+    assert len(it) == len(t) and t.max() < 4000.0
     for line in REPORT_LINES:
         assert line in report, report
 

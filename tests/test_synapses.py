@@ -169,7 +169,7 @@ def test_plasticity_mechanisms_are_read_with_their_units(tmp_path):
     assert depfac.plasticity == Plasticity("tsodyksMarkramDepFacMechanism", 0.2, 200.0, 600.0)
     assert depfac.plasticity.facilitates
     assert read_synapse(path, "plain").plasticity is None
-    assert read_synapse(SHIPPED_NMDA, "NMDA").plasticity is None
+    assert read_synapse(SHIPPED_NMDA, "NMDA").plasticity == Plasticity("tsodyksMarkramDepMechanism", 0.5, 800.0, 0.0)
 
 
 def test_bad_plasticity_is_refused_with_file_and_line_every_problem_at_once(spec_copy):

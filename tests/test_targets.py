@@ -15,6 +15,7 @@ import gc
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 import warnings
@@ -27,9 +28,12 @@ import pytest
 from livn.build import build_circuit
 from livn.env import Env
 from livn.io import pulse_train
+from livn.resources import spec_path
 from livn.spec import load_spec
 from livn.system import System, predefined
 from livn.targets import get_target, target_names
+
+from conftest import EI1_MODERATE as CROSS_TARGET
 
 BIN = Path(sys.executable).parent
 
@@ -37,7 +41,7 @@ BIN = Path(sys.executable).parent
 QUIET = {"noise.excitatory.g0": 0.0, "noise.excitatory.sigma": 0.0,
          "noise.inhibitory.g0": 0.0, "noise.inhibitory.sigma": 0.0}
 #: enough background drive that EI2 fires (as in test_neuron_network.py)
-DRIVE = {"noise.excitatory.g0": 0.03, "noise.excitatory.sigma": 0.012}
+DRIVE = {"noise.excitatory.g0": 0.6, "noise.excitatory.sigma": 0.24}  # mS/cm2 (0.03 / 0.012 uS on EXC)
 #: initMembPotential of the shipped cells (specs/cells/EXC.cell.nml, INH.cell.nml), mV
 V_INIT = {"EXC": -69.8, "INH": -64.3}
 #: target options under which the targets integrate the same equations (cross-target comparisons):
@@ -46,7 +50,8 @@ COMPARABLE = {"neuron": {"field": "currents"}}
 #: targets that run one network per process (a second Env closes the first)
 ONE_NETWORK_PER_PROCESS = {"neuron"}
 #: the weight of EI1 edited to a default of 0 in the variant circuit, its spec value and unit (µS)
-ZEROED, ZEROED_VALUE, ZEROED_UNIT = "EXC->EXC.AMPA", 18.0, 5e-4
+ZEROED, ZEROED_UNIT = "EXC->EXC.AMPA", 5e-4
+ZEROED_VALUE = load_spec(spec_path("EI1")).default_params()[ZEROED]
 
 
 # -- what a target applied, read from its objects -----------------------------------------------
@@ -114,6 +119,15 @@ def applied_noise(env):
     if env.backend not in NOISE:
         pytest.fail(f"add an accessor for the noise parameters of target {env.backend!r} to NOISE")
     return NOISE[env.backend](env)
+
+
+def noise_scale(env, kind):
+    """Per cell (gid order) what a noise parameter is multiplied by to give µS: 1, or the area
+    of the segment group the noise goes onto for densities (the shipped EI specs)."""
+    model = env.model
+    source = next(s for s in model.noise if s.kind == kind)
+    return np.array([model.noise_scale(model.cell_of(int(g)), source) for g in model.biophysical_gids
+                     if model.noise_on(int(g))])
 
 
 def expected_edges(model, params):
@@ -196,7 +210,7 @@ def test_every_parameter_is_accepted_and_reaches_the_simulation(target, envs):
         if name.startswith("noise."):
             _, kind, field = name.split(".")
             g0, sigma = applied_noise(env)[kind]
-            np.testing.assert_allclose(g0 if field == "g0" else sigma, value, rtol=1e-12)
+            np.testing.assert_allclose(g0 if field == "g0" else sigma, value * noise_scale(env, kind), rtol=1e-9)
             assert len(g0) == len(env.model.biophysical_gids)  # EI1: noise on every cell
         else:
             assert_edges(env, current)
@@ -204,8 +218,8 @@ def test_every_parameter_is_accepted_and_reaches_the_simulation(target, envs):
     assert_edges(env, defaults)
     for source in env.model.noise:
         g0, sigma = applied_noise(env)[source.kind]
-        np.testing.assert_allclose(g0, source.g0, rtol=1e-12)
-        np.testing.assert_allclose(sigma, source.sigma, rtol=1e-12)
+        np.testing.assert_allclose(g0, source.g0 * noise_scale(env, source.kind), rtol=1e-9)
+        np.testing.assert_allclose(sigma, source.sigma * noise_scale(env, source.kind), rtol=1e-9)
 
 
 def test_an_unknown_parameter_is_a_key_error_listing_the_valid_names(target, envs):
@@ -229,8 +243,8 @@ def test_an_invalid_parameter_value_is_a_value_error_naming_it(target, envs, val
     with pytest.raises(ValueError, match=r"noise\.inhibitory\.sigma"):
         env.set_params({"noise.inhibitory.sigma": value})
     assert_edges(env, {})
-    assert all(np.all(sigma == env.default_params()["noise.inhibitory.sigma"])
-               for kind, (_, sigma) in applied_noise(env).items() if kind == "inhibitory")
+    np.testing.assert_allclose(applied_noise(env)["inhibitory"][1],
+                               env.default_params()["noise.inhibitory.sigma"] * noise_scale(env, "inhibitory"), rtol=1e-9)
 
 
 def test_setting_every_parameter_to_its_default_changes_nothing(target, envs):
@@ -258,7 +272,7 @@ def test_setting_every_parameter_to_its_default_changes_nothing(target, envs):
 
 def zero_weight_variant(spec_copy, tmp_path) -> System:
     """EI1 with EXC -> EXC.AMPA's default weight 0 (every other number unchanged)."""
-    spec = spec_copy("EI1", lambda text: text.replace(f"EXC -> EXC.AMPA: {ZEROED_VALUE}", "EXC -> EXC.AMPA: 0.0"))
+    spec = spec_copy("EI1", lambda text: re.sub(r"EXC -> EXC\.AMPA: [0-9.]+", "EXC -> EXC.AMPA: 0.0", text))
     return System(build_circuit(load_spec(spec), tmp_path / "EI1-zero"))
 
 
@@ -416,7 +430,7 @@ def test_clear_gives_an_identical_run(target, envs):
     env = envs(target)
     env.record_spikes()
     env.record_voltage([3])
-    env.set_params({"noise.excitatory.g0": 0.03})
+    env.set_params({"noise.excitatory.g0": 0.6})
     stimulus = pulse_train(50, [0], env.system.num_channels, 40.0, rate=50.0, dt=env.dt)
 
     def calls():
@@ -488,7 +502,7 @@ def test_two_envs_in_one_process(target, envs):
     """Brian2: two Envs coexist, interleaved runs each give the spikes they give alone.
     NEURON (one network per process): the second Env closes the first with a RuntimeWarning,
     gives the spikes of a fresh process, and the first then raises NetworkClosedError."""
-    loud = {"noise.excitatory.g0": 0.03}
+    loud = {"noise.excitatory.g0": 0.6}  # mS/cm2
     first = envs(target)
     first.record_spikes()
     if target in ONE_NETWORK_PER_PROCESS:
@@ -608,9 +622,9 @@ def assert_trains_agree(a, b, tolerance=0.5):
 @pytest.mark.skipif(len(target_names()) < 2, reason="one target registered: nothing to compare")
 @pytest.mark.parametrize("pair", list(itertools.combinations(target_names(), 2)), ids="-".join)
 def test_targets_give_the_same_spikes_on_ei1_with_current_injection(pair, envs, spec_copy, tmp_path):
-    """EI1, noise off, INJECT: per cell the same spike count on every target and times within
-    0.5 ms, the same per-edge conductances; likewise in the variant of EI1 whose EXC->EXC.AMPA
-    default is 0, once that weight is set to its EI1 value (and then it is EI1). (Left at 0, the
+    """EI1 with the CROSS_TARGET weights, noise off, INJECT: per cell the same spike count on
+    every target and times within 0.5 ms, the same per-edge conductances; likewise in the variant
+    of EI1 whose EXC->EXC.AMPA default is 0, once that weight is set (and then it is EI1). (Left at 0, the
     network is one where a spike near threshold parts the targets: not compared.)"""
     variant = zero_weight_variant(spec_copy, tmp_path)
     trains, edges = {}, {}
@@ -618,12 +632,12 @@ def test_targets_give_the_same_spikes_on_ei1_with_current_injection(pair, envs, 
         options = COMPARABLE.get(name, {})
         env = Env(variant, backend=name, **options)
         try:
-            trains[name, "variant"] = injected_run(env, {ZEROED: ZEROED_VALUE})
+            trains[name, "variant"] = injected_run(env, CROSS_TARGET)
             edges[name, "variant"] = applied_edges(env)
         finally:
             close(env)
         env = envs(name, **options)
-        trains[name, "EI1"] = injected_run(env)
+        trains[name, "EI1"] = injected_run(env, CROSS_TARGET)
         edges[name, "EI1"] = applied_edges(env)
         close(env)
     a, b = pair

@@ -27,11 +27,12 @@ def tiny(tmp_path_factory):
 
 
 def test_loss_scores_distance_in_units_of_scale():
-    perfect = {"spontaneous_rate": 3.0, "stimulated_rate": 12.0, "branching_ratio": 1.0, "network_burst_rate": 0.2,
-               "burst_participation": 0.8}
+    perfect = {"spontaneous_rate": 3.0, "slowest_population_rate": 2.0, "stimulated_rate": 12.0, "branching_ratio": 1.0,
+               "network_burst_rate": 0.2, "burst_participation": 0.8}
     assert loss(perfect, TARGETS) == 0.0
     assert loss({**perfect, "spontaneous_rate": 4.0}, TARGETS) == pytest.approx(4.0)  # 1 Hz off at scale 0.5
     assert loss({**perfect, "network_burst_rate": 0.6}, TARGETS) == pytest.approx(4.0)  # 0.1 Hz above the range
+    assert loss({**perfect, "slowest_population_rate": 0.5}, TARGETS) == pytest.approx(4.0)  # a population 1 Hz too quiet
     assert loss({**perfect, "network_burst_rate": float("nan")}, TARGETS) == UNMEASURED
 
 
@@ -81,6 +82,18 @@ def test_tune_stores_trials_reuses_them_and_reproduces_the_best(tiny, tmp_path):
 
 
 @pytest.mark.slow
+def test_parallel_workers_propose_different_parameters(tiny, tmp_path):
+    """Two workers on one study: four distinct parameter sets (workers seeded alike would
+    propose each random start twice)."""
+    import optuna
+
+    path = tune(tiny, 4, CONFIG, workers=2, root=tmp_path, progress=False)
+    study = optuna.load_study(study_name="livn-tune", storage=f"sqlite:///{path / 'study.db'}")
+    proposals = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(study.trials) == 4 and len(proposals) == 4, proposals
+
+
+@pytest.mark.slow
 def test_killed_tuning_resumes_from_its_stored_trials(tiny, tmp_path):
     # far more trials than run before the kill: the first run cannot finish on a fast machine
     args = [LIVN, "systems", "tune", tiny, "--duration", "400", "--transient", "100",
@@ -115,13 +128,15 @@ def test_killed_tuning_resumes_from_its_stored_trials(tiny, tmp_path):
 
 def test_promote_writes_the_parameters_and_the_figures(spec_copy):
     path = spec_copy("EI2")
+    before = load_spec(path).default_params()
     result = {"params": {"EXC->EXC.AMPA": 5.5, "noise.excitatory.g0": 0.031}, "trials": 12, "loss": 1.25,
               "figures": {"spontaneous_rate": 3.1, "stimulated_rate": 11.8}, "written": "2026-12-02 15:00:00"}
     promote(path, result, "/runs/x")
     params = load_spec(path).default_params()
     assert params["EXC->EXC.AMPA"] == 5.5 and params["noise.excitatory.g0"] == pytest.approx(0.031)
-    assert params["INH->EXC.GABA_A"] == 60.0  # the others as they were
+    assert params["INH->EXC.GABA_A"] == before["INH->EXC.GABA_A"]  # the others as they were
     text = path.read_text()
+    assert "g0: 0.031 mS/cm2" in text  # the noise keeps its unit (per membrane area)
     assert "spontaneous_rate 3.1" in text and "# default_params() returns" in text
     promote(path, {**result, "params": {"EXC->EXC.AMPA": 6.0}}, "/runs/y")
     text = path.read_text()

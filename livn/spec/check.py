@@ -518,7 +518,7 @@ class _Meaning:
                     self.error(key + ("receptors", i), f"unknown receptor {r!r}; defined receptors: {', '.join(receptors) or 'none'}")
             onto = entry.get("onto")
             groups = self._cell_groups(populations.get(target))
-            if groups is not None and onto in SEGMENT_GROUPS and SEGMENT_GROUPS[onto] not in groups:
+            if groups is not None and isinstance(onto, str) and onto in SEGMENT_GROUPS and SEGMENT_GROUPS[onto] not in groups:
                 self.error(key + ("onto",), f"cell of {target} has no segment group {SEGMENT_GROUPS[onto]!r} for synapses onto the {onto}")
             own = None
             if "onto" in entry:
@@ -622,7 +622,7 @@ class _Meaning:
                 if population.virtual:
                     continue
                 groups = self._cell_groups(population)
-                if groups is not None and onto in SEGMENT_GROUPS and SEGMENT_GROUPS[onto] not in groups:
+                if groups is not None and isinstance(onto, str) and onto in SEGMENT_GROUPS and SEGMENT_GROUPS[onto] not in groups:
                     self.error(key + ("onto",), f"cell of {population.name} has no segment group {SEGMENT_GROUPS[onto]!r}")
             parts[kind] = OUConductance(
                 onto,

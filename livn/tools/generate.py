@@ -89,6 +89,7 @@ class Culture2D:
         weights = "\n".join(f"    {name}: {value:g}" for name, value in template.weights
                             if self.inh or "INH" not in name)
         noise = template.noise
+        unit = "mS/cm2" if noise.per_area else "uS"
         density = self.neurons / (self.width * self.height)
         grid = 2 ** int(math.floor(math.log2(min(self.width, self.height) / self.pitch + 1e-9) + 1e-9))
         inh_population = "" if not self.inh else f"""
@@ -131,16 +132,16 @@ receptors:                        # conductance of one edge = weight x unit_cond
 connectivity:
   # p(d) = p_max exp(-d^2 / (2 sigma^2)); pairs with p < cutoff are never connected.
   kernel: {{gaussian: {{sigma: {self.sigma:g} um, p_max: {self.p_max:g}, cutoff: {self.cutoff:g}}}}}
-  # Axonal delay = distance / velocity, at least two integration steps of 0.025 ms.
-  delay: {{velocity: {self.velocity:g} um/ms, min: 0.05 ms}}
+  # Delay = distance / velocity + {TEMPLATE}'s synaptic latency, at least 0.05 ms.
+  delay: {{velocity: {self.velocity:g} um/ms, synaptic: {template.delay.synaptic:g} ms, min: 0.05 ms}}
   projections:
 {projections}
 
 noise:
   # Ornstein-Uhlenbeck conductances (Destexhe et al. 2001), {TEMPLATE}'s tuned g0 and sigma.
   model: {_relative(noise.model, template)}
-  excitatory: {{onto: dendrite, g0: {noise.excitatory.g0:g} uS, sigma: {noise.excitatory.sigma:g} uS, tau: {noise.excitatory.tau:g} ms, erev: {noise.excitatory.erev:g} mV}}
-  inhibitory: {{onto: soma, g0: {noise.inhibitory.g0:g} uS, sigma: {noise.inhibitory.sigma:g} uS, tau: {noise.inhibitory.tau:g} ms, erev: {noise.inhibitory.erev:g} mV}}
+  excitatory: {{onto: {noise.excitatory.onto}, g0: {noise.excitatory.g0:g} {unit}, sigma: {noise.excitatory.sigma:g} {unit}, tau: {noise.excitatory.tau:g} ms, erev: {noise.excitatory.erev:g} mV}}
+  inhibitory: {{onto: {noise.inhibitory.onto}, g0: {noise.inhibitory.g0:g} {unit}, sigma: {noise.inhibitory.sigma:g} {unit}, tau: {noise.inhibitory.tau:g} ms, erev: {noise.inhibitory.erev:g} mV}}
 
 mea:
   pitch: {self.pitch:g} um

@@ -1,8 +1,9 @@
 """``livn systems tune``: search a system's weights and noise toward target dynamics.
 
 Each trial sets the parameters, runs both protocols of :mod:`livn.protocols` (spontaneous and
-stimulated) and scores the figures against the targets; Optuna's TPE sampler (a surrogate
-model of where good parameters lie: Bergstra et al. 2011) proposes the next trial. The study
+stimulated) and scores the figures against the targets. The first trial is the system's
+defaults; then Optuna's TPE sampler (a surrogate model of where good parameters lie: Bergstra
+et al. 2011) proposes the next trial. The study
 lives in an SQLite file in the run directory (keyed by the system, targets and settings), so
 an interrupted run resumes from its stored trials and the same command again adds nothing.
 
@@ -26,9 +27,11 @@ from .rundir import RunDirectory, check_count, write_atomic
 
 #: what the issue asks of the EI systems: ~3 Hz spontaneous, ~12 Hz stimulated, m ~ 1,
 #: network bursts at 0.05-0.5 Hz (Wagenaar et al. 2006: 0.1-1 per 10 s to several per min)
-#: with most channels taking part
+#: with most channels taking part; and no population silent (a culture's interneurons fire at
+#: least as often as its pyramidal cells, so a mean of 3 Hz with one population near 0 is not it)
 TARGETS = {
     "spontaneous_rate": {"target": 3.0, "scale": 0.5, "unit": "Hz"},
+    "slowest_population_rate": {"range": [1.5, 1000.0], "scale": 0.5, "unit": "Hz"},
     "stimulated_rate": {"target": 12.0, "scale": 2.0, "unit": "Hz"},
     "branching_ratio": {"target": 1.0, "scale": 0.05, "unit": ""},
     "network_burst_rate": {"range": [0.05, 0.5], "scale": 0.05, "unit": "Hz"},
@@ -43,6 +46,7 @@ def figures(dynamics) -> dict[str, float]:
     bursts = dynamics.bursts
     return {
         "spontaneous_rate": float(dynamics.spontaneous["all"]),
+        "slowest_population_rate": float(min(rate for name, rate in dynamics.spontaneous.items() if name != "all")),
         "stimulated_rate": float(dynamics.stimulated["all"]),
         "branching_ratio": float(dynamics.branching_ratio),
         "network_burst_rate": float("nan") if bursts is None else float(bursts.rate),
@@ -129,8 +133,8 @@ class TuneConfig:
         Simulator target.
     """
 
-    duration: float = 3000.0
-    transient: float = 300.0
+    duration: float = 5000.0
+    transient: float = 2000.0
     factor: float = 4.0
     parameters: tuple = ()
     targets: dict = field(default_factory=lambda: json.loads(json.dumps(TARGETS)))
@@ -177,11 +181,14 @@ def _storage(run: RunDirectory) -> str:
     return f"sqlite:///{run.path / 'study.db'}"
 
 
-def open_study(run: RunDirectory, config: TuneConfig):
+def open_study(run: RunDirectory, config: TuneConfig, stream: tuple = ()):
+    """The study of ``run``. ``stream`` (e.g. (round, worker)) gives each parallel worker a
+    sampler seed of its own: workers seeded alike propose the same parameters."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=10)
+    seed = config.seed if not stream else int(np.random.SeedSequence([config.seed, *stream]).generate_state(1)[0])
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     return optuna.create_study(study_name="livn-tune", storage=_storage(run), sampler=sampler,
                                direction="minimize", load_if_exists=True)
 
@@ -216,8 +223,8 @@ def _start_worker(circuit: str, config: TuneConfig) -> None:
     _WORKER = Objective(circuit, config)
 
 
-def _optimize(run_path: str, config: TuneConfig, trials: int) -> None:
-    study = open_study(_Run(run_path), config)
+def _optimize(run_path: str, config: TuneConfig, trials: int, stream: tuple) -> None:
+    study = open_study(_Run(run_path), config, stream)
     study.optimize(_WORKER, n_trials=trials, catch=(RuntimeError, FloatingPointError))
 
 
@@ -272,6 +279,11 @@ def tune(system: str, trials: int, config: TuneConfig, workers: int = 1, root=No
     try:
         study = open_study(run, config)
         recover(study)
+        if not study.trials:  # the system's defaults are the first trial: the search starts from them
+            from ..system import System
+
+            defaults = System(circuit).default_params()
+            study.enqueue_trial({name: defaults[name] for name in search_space(defaults, config)})
         remaining = trials - len(complete_trials(study))
         bar = tqdm(total=max(remaining, 0), unit="trial", desc=f"tune {run.path.name}", disable=not progress)
         if remaining > 0 and workers == 1:
@@ -305,7 +317,10 @@ def _parallel(run, circuit, config, trials, workers, study, bar) -> None:
         while done < trials:
             missing = trials - done
             shares = [missing // workers + (k < missing % workers) for k in range(workers)]
-            futures = {pool.submit(_optimize, str(run.path), config, n) for n in shares if n}
+            # every round and worker its own seed: the study's size so far tells rounds (and
+            # resumed runs) apart
+            started = len(study.get_trials(deepcopy=False))
+            futures = {pool.submit(_optimize, str(run.path), config, n, (started, k)) for k, n in enumerate(shares) if n}
             while futures:
                 finished, futures = wait(futures, timeout=2.0, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -359,7 +374,7 @@ def promote(spec_path, result: dict, run_path) -> Path:
                 for quantity in ("g0", "sigma"):
                     name = f"noise.{kind.group(1)}.{quantity}"
                     if name in missing:
-                        lines[i] = re.sub(rf"(\b{quantity}:\s*)([0-9.eE+-]+)(\s*uS)",
+                        lines[i] = re.sub(rf"(\b{quantity}:\s*)([0-9.eE+-]+)(\s*(?:uS|mS/cm2))",
                                           lambda m: m.group(1) + f"{params[name]:.4g}" + m.group(3), lines[i])
                         missing.discard(name)
     if missing:
