@@ -674,8 +674,8 @@ def tune_command(system, trials, duration, transient, factor, parameters, target
 
     Default targets: spontaneous ~3 Hz with no population below 1.5 Hz, stimulated ~12 Hz,
     branching ratio ~1 (multistep regression), network bursts at 0.05-0.5 Hz with most
-    channels taking part. The study
-    lives in a run directory keyed by the system and these options.
+    channels taking part. The study lives in a run directory keyed by the system and these
+    options.
     """
     import json as json_module
 

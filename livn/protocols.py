@@ -183,8 +183,8 @@ def default_protocol(system) -> tuple[float, float]:
     """(duration, transient) in ms of each protocol for ``system``: 7000 and 2000 (5 s measured
     after the onset: every cell starts at rest with its synapses fully recovered, and the
     depressing EI synapses, recovering with 800 ms, take ~2 s to settle; a shorter transient
-    counts the onset's synchronous surge as a network burst), or 1000 and 200 when some cell is a tree (more than the EI cells' two compartments,
-    soma and dendrite): CA1 costs about 30 min of one core per simulated second at scale 0.002,
+    counts the onset's synchronous surge as a network burst), or 1000 and 200 when some cell
+    is a tree (more than the EI cells' two compartments, soma and dendrite): CA1 costs about 30 min of one core per simulated second at scale 0.002,
     so 7 s per protocol would take hours; 800 ms still hold six theta cycles."""
     if any(len(cell.compartments) > 2 for cell in system.network.cells):
         return 1000.0, 200.0

@@ -3,9 +3,9 @@
 Each trial sets the parameters, runs both protocols of :mod:`livn.protocols` (spontaneous and
 stimulated) and scores the figures against the targets. The first trial is the system's
 defaults; then Optuna's TPE sampler (a surrogate model of where good parameters lie: Bergstra
-et al. 2011) proposes the next trial. The study
-lives in an SQLite file in the run directory (keyed by the system, targets and settings), so
-an interrupted run resumes from its stored trials and the same command again adds nothing.
+et al. 2011) proposes the next trial. The study lives in an SQLite file in the run directory
+(keyed by the system, targets and settings), so an interrupted run resumes from its stored
+trials and the same command again adds nothing.
 
 Targets (``TARGETS``; a YAML file of the same shape replaces any of them): a figure with
 ``target`` and ``scale`` costs ((value - target) / scale)^2, one with ``range`` and ``scale``
@@ -182,7 +182,7 @@ def _storage(run: RunDirectory) -> str:
 
 
 def open_study(run: RunDirectory, config: TuneConfig, stream: tuple = ()):
-    """The study of ``run``. ``stream`` (e.g. (round, worker)) gives each parallel worker a
+    """The study of ``run``. ``stream`` (trials started, worker) gives each parallel worker a
     sampler seed of its own: workers seeded alike propose the same parameters."""
     import optuna
 
