@@ -206,7 +206,12 @@ def test_synapse_noise_and_field_currents_act_on_their_compartment():
     # the field current: L @ Ve for a uniform Ve is zero; a gradient moves charge
     lap = cell.field_laplacian()
     assert np.allclose(lap @ np.full(len(cell.compartments), 3.0), 0, atol=1e-9)
+    # the noise current is the positive part of the OU conductance: a negative g moves nothing
+    neuron.g_noise_excitatory = -0.01 * b2.usiemens
+    assert np.all(np.asarray(neuron.I_noise_excitatory) == 0)
     neuron.g_noise_excitatory = 0.01 * b2.usiemens
+    driven = np.asarray(neuron.I_noise_excitatory / b2.nA)
+    assert driven[index[tip]] > 0 and np.count_nonzero(driven) == 1
     neuron.I_field = (lap @ np.linspace(0, 1, len(cell.compartments)))[spatial_layout(cell).order] * b2.nA
     network.run(1 * b2.ms, namespace={})
     assert np.all(np.isfinite(np.asarray(neuron.v)))

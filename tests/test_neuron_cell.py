@@ -538,6 +538,32 @@ def test_ou_noise_statistics(mechs, dt):
         assert r == pytest.approx(math.exp(-lag / tau), abs=0.03), f"lag {lag} ms"
 
 
+def test_ou_noise_current_is_the_positive_part_of_the_conductance(mechs):
+    """sigma twice g0: the OU state g goes below 0 (31 % of the time expected) with its full
+    statistics, and the current is max(g, 0) (v - e), never of the other sign."""
+    from neuron import h
+
+    sec = h.Section(name="ou_rectified")
+    sec.L = sec.diam = 20
+    sec.insert("pas")
+    pp = getattr(h, mechs.noise.name)(sec(0.5))
+    pp.g0, pp.sigma, pp.tau, pp.e = 0.001, 0.002, 5.0, 0.0
+    pp.seed, pp.gid, pp.stream = 3, 1, 0
+    g, i, v = h.Vector(), h.Vector(), h.Vector()
+    g.record(pp._ref_g)
+    i.record(pp._ref_i)
+    v.record(sec(0.5)._ref_v)
+    set_integration("fixed", dt=0.025)
+    h.finitialize(-65.0)
+    run(2000.0)
+    g, i, v = (np.array(x.to_python())[2000:] for x in (g, i, v))
+    assert g.std() == pytest.approx(0.002, rel=0.1)
+    assert 0.25 < (g < 0).mean() < 0.37
+    assert i.max() <= 0  # inward only: e = 0 is above v
+    # NEURON records i from the step's BREAKPOINT, before that step's state update of g
+    np.testing.assert_allclose(i[1:], np.maximum(g[:-1], 0) * v[:-1], rtol=1e-9, atol=1e-15)
+
+
 def test_ou_streams_are_keyed_by_their_ids(mechs):
     """Same ids -> the same sequence; another seed, gid or kind -> another; a rerun repeats it;
     and a stream does not depend on which other instances exist (as on another MPI rank)."""

@@ -396,7 +396,7 @@ def spatial_equations(cell: Cell, receptors=None, noise_kinds=None, method: str 
     noise_kinds : dict
         kind -> erev (mV) (or (erev, livn compartment), or an object with ``erev``): a
         parameter ``g_noise_<kind>`` (siemens, set from outside) acting through
-        ``I_noise_<kind> = mask_noise_<kind>*g_noise_<kind>*(erev - v)``; the mask (1 on the
+        ``I_noise_<kind> = mask_noise_<kind>*max(g_noise_<kind>, 0)*(erev - v)``; the mask (1 on the
         chosen compartment, 0 elsewhere) is in the parameters.
     method : str
         The gate method; explicit methods get the rate limit of fast gates.
@@ -464,7 +464,8 @@ def spatial_equations(cell: Cell, receptors=None, noise_kinds=None, method: str 
         mask[layout.index[where]] = 1.0
         lines.append(f"g_noise_{kind} : siemens")
         lines.append(f"mask_noise_{kind} : 1 (constant)")
-        lines.append(f"I_noise_{kind} = mask_noise_{kind}*g_noise_{kind}*({erev!r}*mV - v) : amp (point current)")
+        lines.append(f"I_noise_{kind} = mask_noise_{kind}*clip(g_noise_{kind}, 0*siemens, inf*siemens)"
+                     f"*({erev!r}*mV - v) : amp (point current)")
         params[f"mask_noise_{kind}"] = mask
         initial[f"g_noise_{kind}"] = 0 * b2.siemens
     lines.append("I_inject : amp (point current)  # current clamp (set it on the soma compartment)")

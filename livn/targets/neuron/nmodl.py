@@ -42,7 +42,8 @@ synapse (``POINT_PROCESS``)
 noise (``POINT_PROCESS``)
     The Ornstein–Uhlenbeck conductance of the point-conductance model (Destexhe et al.
     2001; ``specs/noise/point_conductance.nml``): ``RANGE g0, sigma`` (µS), ``tau`` (ms),
-    ``e`` (mV); exact update once per time step (``SOLVE update``: NEURON's state update at the
+    ``e`` (mV); the current is ``g_active``·(v − e) with ``g_active`` = max(g, 0), the OU
+    process's positive part (σ may exceed g0); exact update once per time step (``SOLVE update``: NEURON's state update at the
     end of a step, and once in INITIAL),
     g ← g0 + (g − g0)e^{−dt/τ} + σ√(1 − e^{−2dt/τ})·N(0,1), with N(0,1) the counter-based
     number of :mod:`livn.targets.gid_normal` for (``seed``, ``gid``, ``stream``, round(t/dt))
@@ -625,19 +626,20 @@ def noise_mechanism() -> Mechanism:
 
 COMMENT
 Translation of the NeuroML ComponentType {OU_COMPONENT} (specs/noise/point_conductance.nml):
-dg/dt = (g0 - g)/tau + sigma*sqrt(2/tau)*xi(t), i = g*(v - e), with the exact update over
+dg/dt = (g0 - g)/tau + sigma*sqrt(2/tau)*xi(t), i = max(g, 0)*(v - e), with the exact update over
 each fixed step dt (Gillespie 1996), in INITIAL and then once per step (SOLVE update, in
 NEURON's state update at the end of a step, when t is already the start of the next one):
     g <- g0 + (g - g0)*exp(-dt/tau) + sigma*sqrt(1 - exp(-2*dt/tau))*N(0,1)
 N(0,1) = livn_gid_normal(seed, gid, stream, step) (livn/targets/gid_normal.py, the numbers the
 Brian2 target draws too), step = round(t/dt): a run is determined by (seed, gid, stream,
-parameters) alone. g is not clipped at 0. Needs fixed-step integration (cvode.active(0)).
+parameters) alone. g is the OU process itself; the current takes its positive part g_active
+(a conductance cannot be negative). Needs fixed-step integration (cvode.active(0)).
 ENDCOMMENT
 
 NEURON {{
     POINT_PROCESS {_NAME_PLACEHOLDER}
     NONSPECIFIC_CURRENT i
-    RANGE g0, sigma, tau, e, g, i, seed, gid, stream
+    RANGE g0, sigma, tau, e, g, g_active, i, seed, gid, stream
     THREADSAFE
 }}
 
@@ -662,6 +664,7 @@ ASSIGNED {{
     dt (ms)
     i (nA)
     g (uS)
+    g_active (uS)
     decay
     spread
     dt_used (ms)
@@ -682,9 +685,14 @@ INITIAL {{
 }}
 
 BREAKPOINT {{
-    CONDUCTANCE g
+    CONDUCTANCE g_active
     SOLVE update
-    i = g*(v - e)
+    if (g > 0) {{
+        g_active = g
+    }} else {{
+        g_active = 0
+    }}
+    i = g_active*(v - e)
 }}
 
 PROCEDURE update() {{
