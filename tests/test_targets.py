@@ -651,6 +651,38 @@ def test_targets_give_the_same_spikes_on_ei1_with_current_injection(pair, envs, 
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
 
 
+@pytest.mark.skipif(len(target_names()) < 2, reason="one target registered: nothing to compare")
+@pytest.mark.parametrize("pair", list(itertools.combinations(target_names(), 2)), ids="-".join)
+def test_targets_agree_over_an_rl_loop_of_short_runs_with_a_weight_changed_midway(pair, envs):
+    """EI1 as above, 300 ms as 30 runs of 10 ms (an RL loop) with the EXC->EXC weights set to 0 after
+    the first run (the cells not injected fire in the first ~30 ms only, the onset of depressing
+    synapses): every target applies the change from the next run on (the same spikes on every
+    target; the first 10 ms as without the change, the rest not); a target that prepares its
+    simulation once (Brian2) must not run the later steps with stale values."""
+    changed = {**CROSS_TARGET, "EXC->EXC.AMPA": 0.0, "EXC->EXC.NMDA": 0.0}
+    trains = {}
+    for name in pair:
+        env = envs(name, **COMPARABLE.get(name, {}))
+        for label, late in (("changed", changed), ("unchanged", CROSS_TARGET)):
+            env.clear()
+            env.set_params({**QUIET, **CROSS_TARGET})
+            env.record_spikes()
+            parts = []
+            for step in range(30):
+                if step == 1:
+                    env.set_params(late)
+                parts.append(spikes(env.run(10, inject=INJECT)))
+            trains[name, label] = tuple(np.concatenate(x) for x in zip(*parts))
+        close(env)
+    a, b = pair
+    assert len(trains[a, "changed"][0]) > 50
+    assert_trains_agree(trains[a, "changed"], trains[b, "changed"])
+    early = [trains[a, k][1] < 10 for k in ("changed", "unchanged")]
+    assert_same_spikes(*[(trains[a, k][0][e], trains[a, k][1][e]) for k, e in zip(("changed", "unchanged"), early)])
+    late = [np.count_nonzero(~e) for e in early]
+    assert late[0] < late[1], late  # fewer cells are excited
+
+
 # -- 2. recording, continued: set-up after clear() -------------------------------------------------
 def test_recording_after_a_run_is_an_error_until_clear(target, envs):
     """Recordings are set up before the first run, or again after clear() (Env.record_voltage)."""

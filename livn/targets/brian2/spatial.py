@@ -464,7 +464,9 @@ def spatial_equations(cell: Cell, receptors=None, noise_kinds=None, method: str 
         mask[layout.index[where]] = 1.0
         lines.append(f"g_noise_{kind} : siemens")
         lines.append(f"mask_noise_{kind} : 1 (constant)")
-        lines.append(f"I_noise_{kind} = mask_noise_{kind}*clip(g_noise_{kind}, 0*siemens, inf*siemens)"
+        # max(g, 0) as arithmetic: SpatialNeuron's symbolic split of the current into g·v terms
+        # simplifies clip(g, 0*siemens, ...) into a dimensionless 0
+        lines.append(f"I_noise_{kind} = mask_noise_{kind}*0.5*(g_noise_{kind} + abs(g_noise_{kind}))"
                      f"*({erev!r}*mV - v) : amp (point current)")
         params[f"mask_noise_{kind}"] = mask
         initial[f"g_noise_{kind}"] = 0 * b2.siemens

@@ -142,7 +142,7 @@ def cell_equations(cell: Cell, receptors: dict, noise: dict) -> dict:
         comp = names[index]
         lines.append(f"g_noise_{kind} : siemens")
         # the current takes the OU conductance's positive part (specs/noise/point_conductance.nml)
-        lines.append(f"I_noise_{kind} = clip(g_noise_{kind}, 0*siemens, inf*siemens)*({erev!r}*mV - v_{comp}) : amp")
+        lines.append(f"I_noise_{kind} = 0.5*(g_noise_{kind} + abs(g_noise_{kind}))*({erev!r}*mV - v_{comp}) : amp")
         currents[comp].append(f"I_noise_{kind}")
     soma = names[0]
     lines.append("I_inject : amp  # current clamp on the soma")
