@@ -189,16 +189,25 @@ class System:
         """SHA-256 identifying what the circuit holds (the same for a rebuild of the same spec).
 
         From livn's manifest when livn built the circuit (each file's digest; a file too large
-        to hash there by its size); otherwise from the configuration and every nodes/edges file
-        it names, read in full.
+        to hash there by its size; a YAML spec by its data, so that editing a comment, as
+        ``tune --promote`` and users do, keeps the key of a tuning study or a dataset);
+        otherwise from the configuration and every nodes/edges file it names, read in full.
         """
+        import json
+
+        import yaml
+
         from .build.output import read_manifest
 
         digest = hashlib.sha256()
         files = read_manifest(self.directory)
         if files is not None:
             for name, facts in sorted(files.items()):
-                digest.update(f"{name}\0{facts.get('sha256', facts['size'])}\0".encode())
+                identity = facts.get("sha256", facts["size"])
+                if name.endswith((".yaml", ".yml")) and (self.directory / name).is_file():
+                    data = yaml.safe_load((self.directory / name).read_text())
+                    identity = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+                digest.update(f"{name}\0{identity}\0".encode())
             return digest.hexdigest()
         paths = {self.config_path}
         for kind in ("nodes", "edges"):

@@ -108,3 +108,17 @@ def test_concurrent_processes_share_one_build(tmp_path):
     assert int(neurons) == 1000 and int(edges) > 100_000
     entries = sorted(p.name for p in (tmp_path / "systems").iterdir())
     assert len(entries) == 2 and entries[1] == entries[0] + ".lock", entries  # one build, no temporary leftovers
+
+
+def test_content_key_ignores_spec_comments_but_not_values(spec_copy, tmp_path):
+    """A tuning study and a dataset are keyed by the circuit's content: rebuilding after a
+    comment edit (tune --promote writes comments) keeps the key, a changed default does not."""
+    from livn.build import build_circuit
+
+    def key(tag, edit=None):
+        return System(build_circuit(load_spec(spec_copy("EI1", edit)), tmp_path / tag)).content_key
+
+    original = key("original")
+    assert key("again") == original
+    assert key("commented", lambda text: text.replace("defaults:\n", "defaults:\n  # tuned by hand\n", 1)) == original
+    assert key("changed", lambda text: text.replace("INH -> INH.GABA_A: 9", "INH -> INH.GABA_A: 8", 1)) != original
