@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 import pytest
 
 from livn.spec import load_spec
@@ -108,8 +109,11 @@ def test_killed_tuning_resumes_from_its_stored_trials(tiny, tmp_path):
     while time.time() < deadline and process.poll() is None and not first:
         time.sleep(0.5)
         if (run.path / "study.db").exists():
-            first = complete_trials(open_study(run, TuneConfig(duration=400.0, transient=100.0,
-                                                                 parameters=("noise.excitatory.g0",))))
+            try:
+                first = complete_trials(open_study(run, TuneConfig(duration=400.0, transient=100.0,
+                                                                     parameters=("noise.excitatory.g0",))))
+            except SQLAlchemyError:  # the run is still creating its storage's tables: look again
+                continue
     assert process.poll() is None, process.communicate()[1][-2000:]
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()

@@ -34,7 +34,8 @@ class PreparedNetwork(b2.Network):
     this runtime changes only values (weights, noise, clamps, the field), never equations,
     delays or the time step, so the code objects and queues of the first preparation stay
     valid: later calls prepare only objects added since (a stimulus operation, a monitor).
-    ``restore`` (a reset to t = 0) prepares everything again. The collection only served Brian2's warning about objects never added
+    After ``restore`` (a reset to t = 0) the code objects' per-run blocks run again (they set
+    up the emptied synaptic queues), without generating the code objects again. The collection only served Brian2's warning about objects never added
     to a network, which this runtime silences (every object it makes is added); Brian2 skips
     it when that warning is off from 2.10 (brian-team/brian2#1861), 2.9 is the newest release
     for Python 3.11, so it is skipped here for this network's runs.
@@ -43,6 +44,7 @@ class PreparedNetwork(b2.Network):
     def __init__(self, *objects, **keywords):
         super().__init__(*objects, **keywords)
         self._prepared = {}
+        self._restored = False
 
     def before_run(self, run_namespace):
         objects = self.sorted_objects
@@ -52,14 +54,22 @@ class PreparedNetwork(b2.Network):
             self._stopped = False
             b2.Network._globally_stopped = False
             for obj in objects:
-                if obj.active and self._prepared.get(id(obj)) is not obj:
+                if not obj.active:
+                    continue
+                if self._prepared.get(id(obj)) is not obj:
                     obj.before_run(run_namespace)
                     if obj._network is None:
                         obj._network = self.id
+                elif self._restored:
+                    # the per-run blocks of the existing code objects: after a restore the
+                    # synaptic queues are empty and must be set up again (initialise_queue)
+                    for code_object in obj._code_objects:
+                        code_object.before_run()
         self._prepared = {id(obj): obj for obj in objects}
+        self._restored = False
 
     def restore(self, *args, **keywords):
-        self._prepared = {}
+        self._restored = True
         super().restore(*args, **keywords)
 
     def run(self, duration, *args, **keywords):
