@@ -58,17 +58,18 @@ def main() -> None:
     parser.add_argument("--after", type=Path, default=HERE, help="checkout of the later version (this one)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--systems", default="EI2,EI3", help="comma-separated systems to measure")
+    parser.add_argument("--backends", default="brian2,neuron", help="comma-separated targets to measure")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, not {args.repeats}")
-    systems = args.systems.split(",")
-    cases = [c for c in CASES if c[0] in systems]
+    systems, backends = args.systems.split(","), args.backends.split(",")
+    cases = [c for c in CASES if c[0] in systems and c[1] in backends]
     versions = {"before": args.before.resolve(), "after": args.after.resolve()}
     figures: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for key, root in versions.items():  # build the circuits and compile the code of each version
             for name in systems:
-                for backend in ("brian2", "neuron"):
+                for backend in backends:
                     _measure(root, Path(tmp) / key, (name, backend, "rl"))
         for repeat in range(args.repeats):
             for case in cases:

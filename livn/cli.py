@@ -484,9 +484,16 @@ def dynamics(target, duration, transient, backend, picture, scale) -> None:
         raise click.BadParameter(f"--transient ({transient:g} ms) must be shorter than --duration ({duration:g} ms)")
     if system.num_channels == 0:
         raise ValueError(f"{system.name} has no MEA: the stimulated protocol needs one")
+    from .build.parallel import World
+
     env = Env(system, backend=backend)
-    click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters, {env.backend}")
+    # under mpiexec every rank runs the same calls (the spikes are gathered); rank 0 reports
+    lead = World().rank == 0
+    if lead:
+        click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters, {env.backend}")
     measured = measure(env, duration, transient)
+    if not lead:
+        return
     click.echo(measured.report())
     if picture is not None:
         from .plot import plot_dynamics

@@ -157,7 +157,8 @@ def run_with_progress(env, duration: float, stimulus=None, label: str = ""):
 
     if duration < 500 or not sys.stderr.isatty():
         return env.run(duration, stimulus=stimulus)  # nobody watches: one call, no per-call overhead
-    # every call costs a fixed overhead (Brian2: ~0.25 s), so pieces are a 25th of the run, >= 250 ms
+    # every call costs a fixed overhead (a gather of the spikes under MPI), so pieces are a 25th
+    # of the run, >= 250 ms
     chunk = max(250.0, duration / 25)
     steps = int(round(chunk / env.dt))
     pieces, done, k = [], 0.0, 0

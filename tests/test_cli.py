@@ -1,5 +1,7 @@
 """The ``livn`` command as a user types it."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,20 @@ def test_run_writes_a_voltage_report_libsonata_reads(tmp_path):
     assert bad.returncode == 2 and "expected gids like 0,5,80" in bad.stderr
     unknown = run_livn("run", "EI1", "--duration", "10", "--voltage", "42", "-o", tmp_path / "run2")
     assert unknown.returncode == 1 and "gids [42] are not simulated cells" in unknown.stderr
+
+
+@pytest.mark.mpi
+def test_dynamics_under_mpiexec_reports_once_with_the_serial_figures(tmp_path):
+    """`mpiexec -n 2 livn dynamics EI1 --backend neuron`: every rank measures, rank 0 alone
+    prints, and the figures are those of one process (the spikes do not depend on the ranks)."""
+    from conftest import LIVN
+
+    args = ["dynamics", "EI1", "--backend", "neuron", "--duration", "600", "--transient", "200"]
+    env = {**os.environ, "LIVN_CACHE": str(tmp_path)}
+    serial = subprocess.run([LIVN, *args], capture_output=True, text=True, env=env, timeout=600)
+    parallel = subprocess.run([str(Path(LIVN).parent / "mpiexec"), "-n", "2", LIVN, *args], capture_output=True,
+                              text=True, env=env, timeout=600)
+    assert serial.returncode == 0 and parallel.returncode == 0, (serial.stderr + parallel.stderr)[-3000:]
+    assert parallel.stdout.count("spontaneous mean rate") == 1, parallel.stdout
+    figures = [line for line in serial.stdout.splitlines() if "mean rate" in line or "branching" in line]
+    assert figures and all(line in parallel.stdout for line in figures), (serial.stdout, parallel.stdout)
