@@ -23,7 +23,9 @@ def test_example_runs(script, tmp_path):
     elif script.stem == "03_stimulate_mea":
         total = out.strip().splitlines()[-1]
         before, during = (int(x) for x in total.split(";")[0].replace("total:", "").split("->"))
-        assert during > before
+        centre_before, centre_during = (int(x) for x in total.split(":")[-1].split("->"))
+        # the stimulated channels at least double; the whole array rises with them
+        assert centre_during > 2 * centre_before and during > before, out
     elif script.stem == "04_parameters":
         rates = [float(line.split(":")[1].split()[0]) for line in out.splitlines() if line.startswith("excitatory")]
         assert len(rates) == 3 and rates[2] > rates[0]
