@@ -181,31 +181,8 @@ class Env:
         start = self.t
         gids, times, recordings = self.simulation.run(duration, stimulus=stimulus, inject=inject)
         self.t += duration
-        result = self._result(gids, times, recordings, start, duration)
+        result = assemble_result(self.model, self._recording, self._spikes, gids, times, recordings, start, duration)
         result.stimulus, result.system, result.dt = stimulus, self.system, self.dt
-        return result
-
-    def _result(self, gids, times, recordings, start, duration) -> Result:
-        result = Result(start=start, duration=duration)
-        if self._spikes:
-            result.it, result.t = gids, times
-        if "v" in recordings:
-            wanted, every = self._recording["v"]
-            rows = [g for g in wanted.tolist() if g in recordings["v"]]
-            result.voltages = {g: recordings["v"][g] for g in rows}
-            result.iv = np.array(rows, dtype=np.int64)
-            result.v = np.array([recordings["v"][g][0] for g in rows]) if rows else np.zeros((0, 0))
-            result.dt_v = every
-        if "i_membrane" in recordings:
-            wanted, every = self._recording["i_membrane"]
-            rows = [g for g in wanted.tolist() if g in recordings["i_membrane"]]
-            blocks = [recordings["i_membrane"][g] for g in rows]
-            result.im = np.concatenate(blocks) if blocks else np.zeros((0, 0))
-            result.im_index = np.array([(g, k) for g, b in zip(rows, blocks) for k in range(len(b))], dtype=np.int64)
-            result.dt_im = every
-            if len(self.model.electrodes):
-                # mV/µA × nA = µV
-                result.mp = sum(self.model.field_transfer(g).T @ b for g, b in zip(rows, blocks)) if blocks else None
         return result
 
     def clear(self) -> None:
@@ -224,6 +201,32 @@ class Env:
         from .io import channel_spikes
 
         return channel_spikes(it, t, self.system.channel_members)
+
+
+def assemble_result(model, recording: dict, spikes: bool, gids, times, recordings, start, duration) -> Result:
+    """A :class:`Result` from what a target's run returned (``recording``: variable -> (gids, dt)
+    as set up; ``spikes``: whether spikes are recorded)."""
+    result = Result(start=start, duration=duration)
+    if spikes:
+        result.it, result.t = gids, times
+    if "v" in recordings:
+        wanted, every = recording["v"]
+        rows = [g for g in wanted.tolist() if g in recordings["v"]]
+        result.voltages = {g: recordings["v"][g] for g in rows}
+        result.iv = np.array(rows, dtype=np.int64)
+        result.v = np.array([recordings["v"][g][0] for g in rows]) if rows else np.zeros((0, 0))
+        result.dt_v = every
+    if "i_membrane" in recordings:
+        wanted, every = recording["i_membrane"]
+        rows = [g for g in wanted.tolist() if g in recordings["i_membrane"]]
+        blocks = [recordings["i_membrane"][g] for g in rows]
+        result.im = np.concatenate(blocks) if blocks else np.zeros((0, 0))
+        result.im_index = np.array([(g, k) for g, b in zip(rows, blocks) for k in range(len(b))], dtype=np.int64)
+        result.dt_im = every
+        if len(model.electrodes):
+            # mV/µA × nA = µV
+            result.mp = sum(model.field_transfer(g).T @ b for g, b in zip(rows, blocks)) if blocks else None
+    return result
 
 
 def make(name, backend: str | None = None, scale: float = 1.0, **kwargs) -> Env:

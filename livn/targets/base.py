@@ -60,6 +60,12 @@ class Target:
     def compile(self, model, output: Path, duration: float = 1000.0, dt: float = 0.025) -> Path:
         raise NotImplementedError
 
+    def batch(self, model, copies: int, dt: float = 0.025, **options) -> Simulation:
+        """A simulation of ``copies`` independent copies of ``model`` side by side (copy b: gids
+        ``gid + b * num_cells``, stimulus columns of block b), with ``checkpoint()`` and
+        ``rewind()``. Targets that cannot raise NotImplementedError."""
+        raise NotImplementedError(f"the {self.name} target does not run batches of copies")
+
 
 def problems_from(entries, severity: str = "error") -> list[Problem]:
     """(file, line, message) triples as Problems."""

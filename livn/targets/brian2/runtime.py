@@ -167,13 +167,25 @@ class Simulation:
         Integration step, ms.
     codegen : str
         Brian2 code generation target ("cython" compiles once and caches; "numpy" never compiles).
+    copies : int
+        Independent copies of the network simulated side by side in the same groups (a batch of
+        trials: one step costs little more than for one copy, since the per-object overhead is
+        shared). Copy b's cells have the gids ``gid + b * num_cells`` and its electrodes the
+        stimulus columns ``b * channels ... (b + 1) * channels - 1``; every copy draws the
+        original gid's noise, so a copy runs exactly what a one-copy network runs. Only networks
+        of single- or two-compartment cells (no SpatialNeuron, point-process or virtual cells).
     """
 
     def __init__(self, description: dict, arrays: dict, dt: float = 0.025, codegen: str = "cython",
-                 builders: dict | None = None):
+                 builders: dict | None = None, copies: int = 1):
         self.model, self.arrays = description, arrays
         self._builders = builders or {}
         self.dt = dt
+        self.copies = int(copies)
+        if self.copies > 1:
+            other = sorted({e["kind"] for e in description["groups"].values()} - {"cells"})
+            if other:
+                raise ValueError(f"copies > 1 needs a network of 'cells' groups only; this one has {', '.join(other)}")
         b2.prefs.codegen.target = codegen
         b2.prefs.logging.file_log = False
         # one clock: every object steps together; a fixed name keeps the generated code (and
@@ -192,6 +204,7 @@ class Simulation:
         self._spike_monitors = None
         self._recorders = {}
         self._runs = 0
+        self._checkpoint = None
         self.network.store("initial")
 
     # -- construction --------------------------------------------------------------------
@@ -227,10 +240,11 @@ class Simulation:
             equations = entry["equations"]
             for kind in entry["noise"]:
                 equations += f"\ng0_noise_{kind} : siemens (shared)\nsigma_noise_{kind} : siemens (shared)"
-            group = b2.NeuronGroup(len(gids), equations, threshold=entry["threshold"], refractory=entry["refractory"],
+            self.gids[name] = np.concatenate([gids + copy * self.num_cells for copy in range(self.copies)])
+            group = b2.NeuronGroup(len(gids) * self.copies, equations, threshold=entry["threshold"], refractory=entry["refractory"],
                                    method="rk4", name=f"population_{name}", namespace={"gid_normal": gid_normal},
                                    clock=self.clock)
-            group.gid = gids
+            group.gid = np.tile(gids, self.copies)  # the noise's key: the same in every copy
             for var, value in entry["initial"].items():
                 unit = b2.mV if var.startswith("v_") else (b2.siemens if var[:2] in ("A_", "B_") else 1)
                 setattr(group, var, value * unit)
@@ -307,6 +321,11 @@ class Simulation:
             if copies > 1:  # every copy of a virtual node (see the translator) makes the connection
                 members, targets = np.repeat(members, copies), np.repeat(targets, copies)
                 sources = np.repeat(sources, copies) * copies + np.tile(np.arange(copies), len(members) // copies)
+            if self.copies > 1:  # copy b connects its own cells: indices shifted by b group sizes
+                shift = np.repeat(np.arange(self.copies), len(members))
+                members = np.tile(members, self.copies)
+                sources = np.tile(sources, self.copies) + shift * len(self.arrays[f"gids/{self.names[source]}"])
+                targets = np.tile(targets, self.copies) + shift * len(self.arrays[f"gids/{target_name}"])
             obj.connect(i=sources, j=targets)
             obj.delay = a["conn/delay"][members] * b2.ms
             if plasticity is not None:  # NeuroML's OnStart: resources full, release probability U
@@ -410,7 +429,8 @@ class Simulation:
             if current is None:
                 return
             for name, transfer in fields.items():
-                ve = transfer @ current  # (cells, compartments) mV
+                # (copies * cells, compartments) mV; copy b sees its own block of channels
+                ve = np.einsum("nkc,bc->bnk", transfer, current.reshape(self.copies, -1)).reshape(-1, transfer.shape[1])
                 entry = self.model["groups"][name]
                 if entry["kind"] == "spatial":
                     # the equivalent axial currents (nA), L·Ve per cell, in Brian2's compartment order
@@ -530,7 +550,7 @@ class Simulation:
             self.network.remove(*[m[0] for m in monitors.values()])
         if spikes:
             self.network.remove(*self._spike_monitors.values())
-        self._spike_monitors, self._recorders = None, {}
+        self._spike_monitors, self._recorders, self._checkpoint = None, {}, None
         self.network.restore("initial")
         params, self.params = self.params, dict(self.model["defaults"])
         self.set_params(params)
@@ -539,3 +559,26 @@ class Simulation:
             self.record_spikes()
         for variable, (gids, dt) in recorders.items():
             self.record(gids, variable, dt)
+
+    def checkpoint(self):
+        """Remember the current state (time, every variable, the synaptic queues, what the
+        recorders hold) for :meth:`rewind`; one checkpoint at a time."""
+        self.network.store("checkpoint")
+        self._checkpoint = (dict(self.params), dict(getattr(self, "_spike_counts", {})),
+                            {k: [m[2] for m in monitors.values()] for k, (monitors, _, _) in self._recorders.items()})
+
+    def rewind(self):
+        """Back to the last :meth:`checkpoint`: the same steps then give the same run again
+        (the noise is keyed by step). Recordings must be those of the checkpoint."""
+        if self._checkpoint is None:
+            raise RuntimeError("rewind() needs a checkpoint() first")
+        params, counts, done = self._checkpoint
+        if set(counts) != set(getattr(self, "_spike_counts", {})) or set(done) != set(self._recorders):
+            raise RuntimeError("the recordings changed since the checkpoint; checkpoint() again")
+        self.network.restore("checkpoint")
+        self.params = dict(params)
+        self._spike_counts = dict(counts)
+        for variable, (monitors, _, _) in self._recorders.items():
+            for entry, count in zip(monitors.values(), done[variable]):
+                entry[2] = count
+

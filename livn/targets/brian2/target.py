@@ -54,13 +54,13 @@ print(f"{{len(gids)}} spikes from {{len(set(gids.tolist()))}} of {{simulation.nu
 class Brian2Simulation:
     """The Brian2 runtime behind the target interface."""
 
-    def __init__(self, model, dt: float, codegen: str):
+    def __init__(self, model, dt: float, codegen: str, copies: int = 1):
         from .runtime import Simulation
         from .translate import translate
 
         builders = {}
         description, arrays = translate(model, dt, builders=builders)
-        self.runtime = Simulation(description, arrays, dt=dt, codegen=codegen, builders=builders)
+        self.runtime = Simulation(description, arrays, dt=dt, codegen=codegen, builders=builders, copies=copies)
 
     def set_params(self, params):
         self.runtime.set_params(params)
@@ -76,6 +76,12 @@ class Brian2Simulation:
 
     def clear(self):
         self.runtime.clear()
+
+    def checkpoint(self):
+        self.runtime.checkpoint()
+
+    def rewind(self):
+        self.runtime.rewind()
 
     def close(self):
         self.runtime = None
@@ -99,6 +105,12 @@ class Brian2Target(Target):
         if codegen not in ("cython", "numpy"):
             raise ValueError(f"codegen must be 'cython' or 'numpy', not {codegen!r}")
         return Brian2Simulation(model, dt, codegen)
+
+    def batch(self, model, copies: int, dt: float = 0.025, codegen: str = "cython"):
+        """``copies`` independent copies of ``model`` in one simulation (see :class:`livn.batch.Batch`)."""
+        if codegen not in ("cython", "numpy"):
+            raise ValueError(f"codegen must be 'cython' or 'numpy', not {codegen!r}")
+        return Brian2Simulation(model, dt, codegen, copies=copies)
 
     def compile(self, model, output: Path, duration: float = 1000.0, dt: float = 0.025) -> Path:
         """``model.json`` + ``arrays.npz`` (the translated network), ``runtime.py``, ``gid_normal.py``,
