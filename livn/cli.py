@@ -621,12 +621,15 @@ def generate_2d(name, exc, inh, area, sigma, p_max, cutoff, velocity, pitch, see
 @click.option("--backend", type=click.Choice(target_names()), default="brian2", show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, callback=_positive_int(1),
               help="Processes running trials at once (under mpiexec the ranks share the trials instead).")
+@click.option("--batch", type=int, default=None, callback=_positive_int(1),
+              help="Trials each worker simulates at once, as copies of the system (brian2; default 10, "
+                   "at most --chunk; neuron: 1). The dataset is the same for any value.")
 @click.option("--scale", type=float, default=1.0, show_default=True, callback=_finite(0.0, maximum=1.0),
               help="Fraction of a predefined system or spec.")
 @_LAUNCH
 @user_errors
-def sample_command(system, trials, duration, warmup, seed, amplitude, rate, voltage_dt, chunk, backend, workers, scale,
-                   launch) -> None:
+def sample_command(system, trials, duration, warmup, seed, amplitude, rate, voltage_dt, chunk, backend, workers, batch,
+                   scale, launch) -> None:
     """Make a dataset of responses to random MEA stimuli (Parquet, one row per trial), resumable.
 
     The dataset lives in a run directory keyed by the system and these options: the same
@@ -641,6 +644,10 @@ def sample_command(system, trials, duration, warmup, seed, amplitude, rate, volt
     problems = config.problems()
     if problems:
         raise click.UsageError("; ".join(problems))
+    from .targets import get_target
+
+    if batch is not None and batch > 1 and not get_target(backend).batches:
+        raise click.UsageError(f"--batch {batch}: the {backend} target runs one trial at a time (batches: brian2)")
     circuit = resolve_circuit(system, scale)
     run, _ = dataset_directory(str(circuit), config)
     done = done_trials(run.path / "trials") & set(range(trials))
@@ -649,7 +656,7 @@ def sample_command(system, trials, duration, warmup, seed, amplitude, rate, volt
         click.echo(f"dataset: {run.path}\n{len(done)} of {trials} trials there; would run {pending} "
                    f"({duration + warmup:g} ms each, {backend}, {workers} worker(s))\nadd --launch to do it")
         return
-    path = sample(str(circuit), trials, config, workers=workers)
+    path = sample(str(circuit), trials, config, workers=workers, batch=batch)
     click.echo(f"dataset: {path} ({len(done_trials(path / 'trials'))} trials; card: {path / 'README.md'})")
 
 

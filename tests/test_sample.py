@@ -82,6 +82,14 @@ def test_same_command_twice_reuses_and_more_trials_extend(tiny, tmp_path):
     assert datasets.load(path).trial.tolist() == [0, 1, 2]
 
 
+def test_trials_simulated_together_give_the_dataset_of_one_at_a_time(tiny, tmp_path):
+    config = SampleConfig(duration=60.0, warmup=20.0, chunk=3, voltage_dt=1.0)
+    alone = datasets.load(sample(tiny, 5, config, root=tmp_path / "alone", batch=1, progress=False))
+    together = datasets.load(sample(tiny, 5, config, root=tmp_path / "together", batch=3, progress=False))
+    assert frames_equal(alone, together)
+    assert together["channel_spike_count"].map(sum).sum() > 0
+
+
 @pytest.mark.slow
 def test_two_workers_give_the_serial_dataset(tiny, tmp_path):
     serial = datasets.load(sample(tiny, 4, CONFIG, root=tmp_path / "serial", progress=False))
@@ -129,6 +137,8 @@ def test_load_names_the_command_that_makes_a_missing_dataset(tiny):
     (["--amplitude", "30", "10"], "must not exceed"),
     (["--voltage-dt", "0.01"], "multiple of the integration step"),
     (["--workers", "0"], "expected an integer >= 1"),
+    (["--batch", "0"], "expected an integer >= 1"),
+    (["--batch", "2", "--backend", "neuron"], "runs one trial at a time"),
 ])
 def test_bad_options_are_refused_before_anything_runs(tiny, tmp_path, options, message):
     result = run_livn("systems", "sample", tiny, *options, "--launch", env={"LIVN_CACHE": str(tmp_path)})

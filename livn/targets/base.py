@@ -40,6 +40,8 @@ class Target:
         Registry name ("neuron", "brian2").
     parallel : bool
         Whether runs distribute over MPI ranks (and must give identical spikes on any count).
+    batches : bool
+        Whether :meth:`batch` runs copies of a network side by side.
     options : dict
         Option name -> description of the target-specific keyword arguments of
         :meth:`simulation` (``make(name, backend=..., **options)``).
@@ -48,6 +50,7 @@ class Target:
     name = ""
     description = ""
     parallel = False
+    batches = False
     options: dict = {}
 
     def check(self, model, dt: float = 0.025) -> list[Problem]:

@@ -1,9 +1,9 @@
 """``livn systems sample``: a dataset of a system's responses to random MEA stimuli.
 
 Trial ``i`` draws its stimulus from ``numpy.random.default_rng([seed, i])`` and starts from
-the simulation's initial state (``Env.clear``), so a trial's data depend only on (system,
-configuration, i): any number of workers or ranks, in any order, gives the serial run's
-dataset, and a killed run resumes where it stopped.
+the simulation's initial state, so a trial's data depend only on (system, configuration, i):
+any number of workers, ranks or trials simulated at once (``batch``), in any order, gives the
+serial run's dataset, and a killed run resumes where it stopped.
 
 Stimulus of a trial (all draws uniform):
 
@@ -135,33 +135,65 @@ def stimulus(config: SampleConfig, trial: int, num_channels: int, dt: float) -> 
 
 
 class Sampler:
-    """One simulation that runs trials of a configuration (one per worker process)."""
+    """One simulation that runs trials of a configuration (one per worker process).
 
-    def __init__(self, circuit: str, config: SampleConfig):
+    On a target with batches (Brian2), ``batch`` trials run at once as copies of the system
+    (:class:`livn.batch.Batch`), and the warm-up, the same in every trial, is simulated once
+    and rewound to; elsewhere each trial clears the Env and runs its warm-up. Either way a
+    trial's row is the same, spike for spike.
+    """
+
+    def __init__(self, circuit: str, config: SampleConfig, batch: int = 1):
+        from ..batch import Batch
         from ..env import Env
         from ..system import System
+        from ..targets import get_target
 
-        self.config = config
-        self.env = Env(System(circuit), backend=config.backend)
-        self.env.record_spikes()
+        self.config, self.batch = config, batch
+        system = System(circuit)
+        self.members = system.channel_members
+        if get_target(config.backend).batches:
+            self.simulation = Batch(system, batch, backend=config.backend)
+        else:
+            self.simulation = Env(system, backend=config.backend)
+        self.simulation.record_spikes()
         if config.voltage_dt is not None:
-            self.env.record_voltage(dt=config.voltage_dt)
-        self.members = self.env.system.channel_members
+            self.simulation.record_voltage(dt=config.voltage_dt)
+        if isinstance(self.simulation, Batch):
+            if config.warmup > 0:
+                self.simulation.run(config.warmup)
+            self.simulation.checkpoint()
 
-    def trial(self, index: int) -> dict:
-        env, config = self.env, self.config
-        waveform, row = stimulus(config, index, env.system.num_channels, env.dt)
-        env.clear()
-        if config.warmup > 0:
-            env.run(config.warmup)
-        result = env.run(config.duration, stimulus=waveform)
-        times = result.t - config.warmup
+    def trials(self, indices: list[int]) -> list[dict]:
+        """The rows of trials ``indices``."""
+        from ..batch import Batch
+
+        sim, config, rows = self.simulation, self.config, []
+        for first in range(0, len(indices), self.batch):
+            group = indices[first:first + self.batch]
+            drawn = [stimulus(config, i, sim.system.num_channels, sim.dt) for i in group]
+            if isinstance(sim, Batch):
+                sim.rewind()
+                waveforms = [w for w, _ in drawn] + [None] * (self.batch - len(group))
+                results = sim.run(config.duration, waveforms)
+            else:
+                results = []
+                for waveform, _ in drawn:
+                    sim.clear()
+                    if config.warmup > 0:
+                        sim.run(config.warmup)
+                    results.append(sim.run(config.duration, stimulus=waveform))
+            rows += [self._row(i, params, result) for i, (_, params), result in zip(group, drawn, results)]
+        return rows
+
+    def _row(self, index: int, params: dict, result) -> dict:
+        times = result.t - self.config.warmup
         per_channel = [times[np.isin(result.it, members)] for members in self.members]
-        row = {"trial": index, **row,
+        row = {"trial": index, **params,
                "spike_gid": result.it.astype(np.int32).tolist(), "spike_time": times.tolist(),
                "channel_spike_count": [len(c) for c in per_channel],
                "channel_spike_time": [c.tolist() for c in per_channel]}
-        if config.voltage_dt is not None:
+        if self.config.voltage_dt is not None:
             row["voltage"] = result.v.astype(np.float32).tolist()
         return row
 
@@ -170,7 +202,7 @@ class Sampler:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist([self.trial(i) for i in trials])
+        table = pa.Table.from_pylist(self.trials(trials))
         path = folder / f"trials-{trials[0]:06d}-{trials[-1] + 1:06d}.parquet"
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
@@ -209,13 +241,17 @@ def dataset_directory(system: str, config: SampleConfig, root=None) -> tuple[Run
     return RunDirectory("sample", System(circuit).name, key, root=root), str(circuit)
 
 
+#: trials simulated at once by default on a target with batches: on EI2 ten copies cost ~5 single
+#: runs per step, thirty ~14 (benchmarks/sample_throughput.py)
+DEFAULT_BATCH = 10
+
 # a worker process keeps its simulation between the groups it is given
 _WORKER: Sampler | None = None
 
 
-def _start_worker(circuit: str, config: SampleConfig) -> None:
+def _start_worker(circuit: str, config: SampleConfig, batch: int) -> None:
     global _WORKER
-    _WORKER = Sampler(circuit, config)
+    _WORKER = Sampler(circuit, config, batch)
 
 
 def _run_group(group: list[int], folder: str) -> int:
@@ -223,7 +259,8 @@ def _run_group(group: list[int], folder: str) -> int:
     return len(group)
 
 
-def sample(system: str, trials: int, config: SampleConfig, workers: int = 1, root=None, progress: bool = True) -> Path:
+def sample(system: str, trials: int, config: SampleConfig, workers: int = 1, root=None, progress: bool = True,
+           batch: int | None = None) -> Path:
     """Run the trials of (system, config) not yet in its run directory; return the directory.
 
     Parameters
@@ -235,13 +272,26 @@ def sample(system: str, trials: int, config: SampleConfig, workers: int = 1, roo
     workers : int
         Processes running trials at once (>= 1). Under ``mpiexec`` the ranks share the trials
         instead (Brian2 only: a NEURON simulation under mpiexec spans the ranks).
+    batch : int, optional
+        Trials a worker simulates at once, as copies of the system (targets with batches:
+        Brian2); at most ``config.chunk`` are used. Default 10 where the target has batches,
+        else 1. The dataset does not depend on it.
     """
     from tqdm import tqdm
 
     from ..build.parallel import World
+    from ..targets import get_target
 
     check_count("trials", trials)
     check_count("workers", workers)
+    batches = get_target(config.backend).batches
+    if batch is None:
+        batch = DEFAULT_BATCH if batches else 1
+    check_count("batch", batch)
+    if batch > 1 and not batches:
+        raise ValueError(f"batch {batch} needs a target that runs copies side by side (brian2); the "
+                         f"{config.backend} target runs one trial at a time: use batch 1")
+    batch = min(batch, config.chunk)
     problems = config.problems()
     if problems:
         raise ValueError("; ".join(problems))
@@ -261,7 +311,7 @@ def sample(system: str, trials: int, config: SampleConfig, workers: int = 1, roo
     bar = tqdm(total=total, unit="trial", desc=f"sample {run.path.name}",
                disable=not progress or world.rank != 0 or total == 0)
     if workers == 1 or len(mine) <= 1:
-        sampler = Sampler(circuit, config) if mine else None
+        sampler = Sampler(circuit, config, batch) if mine else None
         for group in mine:
             sampler.write(group, folder)
             bar.update(len(group) * world.size)
@@ -270,7 +320,7 @@ def sample(system: str, trials: int, config: SampleConfig, workers: int = 1, roo
 
         # spawn: a forked child would inherit Brian2's/NEURON's state from this process
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_start_worker, initargs=(circuit, config)) as pool:
+                                 initializer=_start_worker, initargs=(circuit, config, batch)) as pool:
             for future in as_completed([pool.submit(_run_group, g, str(folder)) for g in mine]):
                 bar.update(future.result() * world.size)
     bar.close()

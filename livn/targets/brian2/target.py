@@ -91,6 +91,7 @@ class Brian2Target(Target):
     name = "brian2"
     description = "Brian2 (Cython code generation; cells with explicitly integrable compartments)"
     parallel = False
+    batches = True
     options = {"codegen": "Brian2 code generation target: 'cython' (compiled once, cached) or 'numpy'"}
 
     def check(self, model, dt: float = 0.025):
