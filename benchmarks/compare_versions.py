@@ -10,13 +10,11 @@ Each measurement runs in a fresh process with PYTHONPATH at one checkout (the sa
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from checkouts import run_at
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -45,20 +43,6 @@ print(json.dumps({"seconds": wall * 1000.0 / float(sys.argv[2]), "spikes": int(l
 """
 
 
-def _run(root: Path, code_or_args, cache: Path, mpi: int = 0) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(root), "LIVN_CACHE": str(cache)}
-    if isinstance(code_or_args, str):
-        command = [sys.executable, "-c", code_or_args]
-    else:
-        command = list(code_or_args)
-    if mpi:
-        command = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(mpi)] + command
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
-    if done.returncode != 0:
-        raise SystemExit(f"{root}: {' '.join(map(str, command))} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, required=True, help="checkout of the earlier version")
@@ -75,10 +59,10 @@ def main() -> None:
             cache = tmp / f"cache-{key}"
             for name in ("EI3", "EI4"):
                 circuits[key, name] = tmp / f"{key}-{name}"
-                _run(root, [sys.executable, "-c", BUILD, name, str(circuits[key, name])], cache)  # warm-up build
+                run_at(root, ["-c", BUILD, name, str(circuits[key, name])], cache)  # warm-up build
             # warm the compiled code (Brian2 Cython, NEURON mechanisms) of each version
-            _run(root, [sys.executable, "-c", BRIAN2, str(circuits[key, "EI3"]), "10"], cache)
-            _run(root, [sys.executable, "-m", "livn.targets.neuron.run", str(circuits[key, "EI3"]), "--duration", "1",
+            run_at(root, ["-c", BRIAN2, str(circuits[key, "EI3"]), "10"], cache)
+            run_at(root, ["-m", "livn.targets.neuron.run", str(circuits[key, "EI3"]), "--duration", "1",
                         "--output", str(tmp / "warm.h5")], cache)
         for repeat in range(args.repeats):
             for key, root in versions.items():
@@ -86,12 +70,12 @@ def main() -> None:
                 for name in ("EI3", "EI4"):
                     out = tmp / f"{key}-{name}-{repeat}"
                     figures.setdefault(("build", name, key), []).append(
-                        _run(root, [sys.executable, "-c", BUILD, name, str(out)], cache)["seconds"])
+                        run_at(root, ["-c", BUILD, name, str(out)], cache)["seconds"])
                 figures.setdefault(("brian2 EI3", "s/s", key), []).append(
-                    _run(root, [sys.executable, "-c", BRIAN2, str(circuits[key, "EI3"]), str(args.duration)],
+                    run_at(root, ["-c", BRIAN2, str(circuits[key, "EI3"]), str(args.duration)],
                          cache)["seconds"])
                 for ranks in (1, 2):
-                    result = _run(root, [sys.executable, "-m", "livn.targets.neuron.run", str(circuits[key, "EI3"]),
+                    result = run_at(root, ["-m", "livn.targets.neuron.run", str(circuits[key, "EI3"]),
                                          "--duration", str(args.duration), "--output", str(tmp / f"{key}.h5")],
                                   cache, mpi=ranks if ranks > 1 else 0)
                     figures.setdefault((f"neuron EI3 {ranks} rank(s)", "s/s", key), []).append(

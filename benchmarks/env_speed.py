@@ -13,13 +13,12 @@ medians and after/before ratios (issue 13's patterns: "long" and "rl").
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from checkouts import run_at
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -45,11 +44,7 @@ CASES = [("EI2", "brian2", "long"), ("EI2", "brian2", "rl"), ("EI2", "neuron", "
 
 
 def _measure(root: Path, cache: Path, case: tuple) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(root), "LIVN_CACHE": str(cache)}
-    done = subprocess.run([sys.executable, "-c", PATTERN, *case], capture_output=True, text=True, env=env, cwd=root)
-    if done.returncode != 0:
-        raise SystemExit(f"{root}: {case} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_at(root, ["-c", PATTERN, *case], cache)
 
 
 def main() -> None:

@@ -14,13 +14,12 @@ Medians over ``--repeats``, alternating between checkouts; ratios against the fi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from checkouts import run_at
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -37,12 +36,7 @@ with tempfile.TemporaryDirectory() as root:
 
 
 def _measure(root: Path, cache: Path, system: str, trials: int, workers: int, batch: int) -> float:
-    env = {**os.environ, "PYTHONPATH": str(root), "LIVN_CACHE": str(cache)}
-    done = subprocess.run([sys.executable, "-c", MEASURE, system, str(trials), str(workers), str(batch)],
-                          capture_output=True, text=True, env=env, cwd=root)
-    if done.returncode != 0:
-        raise SystemExit(f"{root}: workers {workers}, batch {batch} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    return run_at(root, ["-c", MEASURE, system, trials, workers, batch], cache)["seconds"]
 
 
 def main() -> None:
