@@ -10,6 +10,9 @@ action, then observes how many spikes each channel saw during the step.
 >>> observation, reward, terminated, truncated, info = env.step(env.action_space.sample())
 >>> env.close()
 
+``CultureVectorEnv`` (or ``gymnasium.make_vec("livn/EI2-v0", num_envs=8,
+vectorization_mode="vector_entry_point")``) steps several copies in one Brian2 simulation.
+
 Importing this module registers ``livn/<name>-v0`` with Gymnasium for every predefined system
 (``livn/EI1-v0`` ... ``livn/CA1-v0``); ``gymnasium.make("livn.gym:livn/EI2-v0")`` imports it first.
 """
@@ -23,12 +26,14 @@ from typing import Any, Callable
 import gymnasium
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 from .env import Env, _positive, make
 from .io import biphasic_pulse
 from .system import System
 
-__all__ = ["CultureEnv"]
+__all__ = ["CultureEnv", "CultureVectorEnv"]
 
 # the protocol's pulse (livn.protocols), so amplitudes mean what they mean in `livn dynamics`
 PULSE_PHASE = 0.2  # ms
@@ -50,6 +55,91 @@ def _duration(name: str, value, dt: float, minimum: float = 0.0, strict: bool = 
     if abs(steps - round(steps)) > 1e-6:
         raise ValueError(f"{name} must be a whole number of integration steps ({dt:g} ms), found {number:g} ms")
     return number
+
+
+def _amplitude(value) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"max_amplitude must be a number of µA, found {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_amplitude must be a number of µA, found {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"max_amplitude must be a finite number of µA > 0, found {value!r}")
+    return number
+
+
+def _episodes(owner, dt: float, step_duration, episode_duration, max_amplitude, warmup, reward, render_mode) -> None:
+    """Check the episode arguments and set them on ``owner`` (both environments take the same)."""
+    if render_mode is not None:
+        raise ValueError(f"render_mode must be None (this environment does not render), found {render_mode!r}")
+    if reward is not None and not callable(reward):
+        raise TypeError(f"reward must be a callable (observation, action) -> float, found {type(reward).__name__}")
+    owner.max_amplitude = _amplitude(max_amplitude)
+    owner.pulse = biphasic_pulse(1.0, phase=PULSE_PHASE, gap=PULSE_GAP, dt=dt)
+    owner.step_duration = _duration("step_duration", step_duration, dt, len(owner.pulse) * dt, strict=False)
+    owner.episode_duration = _duration("episode_duration", episode_duration, dt)
+    ratio = owner.episode_duration / owner.step_duration
+    if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6:
+        raise ValueError(f"episode_duration must be a whole number (>= 1) of steps of {owner.step_duration:g} ms, "
+                         f"found {owner.episode_duration:g} ms")
+    owner.steps_per_episode = int(round(ratio))
+    owner.warmup = _duration("warmup", warmup, dt, strict=False)
+    owner.reward_function = reward
+    owner.render_mode = None
+
+
+def _check_amplitudes(action, channels: int, max_amplitude: float, limit: float, name: str = "action") -> np.ndarray:
+    expected = f"shape ({channels},) of pulse amplitudes in µA within [0, {max_amplitude:g}]"
+    try:
+        values = np.asarray(action)
+    except Exception:  # ragged nested sequences
+        raise ValueError(f"{name} must have {expected}, found {action!r}") from None
+    if values.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must have {expected}, found an array of {values.dtype}")
+    if values.shape != (channels,):
+        raise ValueError(f"{name} must have {expected}, found shape {values.shape}")
+    values = values.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values > limit))
+    if len(bad):
+        found = ", ".join(f"channel {k}: {float(values[k])!r}" for k in bad[:5].tolist())
+        raise ValueError(f"{name} must have {expected}, found {found}{' ...' if len(bad) > 5 else ''}")
+    return np.minimum(values, max_amplitude)
+
+
+def _reward(function, observation: np.ndarray, action: np.ndarray) -> float:
+    if function is None:
+        return 0.0
+    # copies: a reward that edits its arguments must not change what step() returns
+    value = function(observation.copy(), action.copy())
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"reward must return a number, found {type(value).__name__}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"reward must return a finite number, found {value!r}")
+    return number
+
+
+def _warmup_option(options, default: float, dt: float) -> float:
+    if options is None:
+        return default
+    if not isinstance(options, dict):
+        raise ValueError(f"options must be a dict or None, found {type(options).__name__}")
+    unknown = sorted(set(options) - {"warmup"})
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {', '.join(map(repr, unknown))}; valid: 'warmup'")
+    if "warmup" in options:
+        return _duration("options['warmup']", options["warmup"], dt, strict=False)
+    return default
+
+
+def _window(result, warmup: float, step_duration: float):
+    """The spikes of a warm-up's last ``step_duration`` ms (what reset observes)."""
+    if result is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    keep = result.t >= max(0.0, warmup - step_duration) - 1e-9
+    return result.it[keep], result.t[keep]
 
 
 class CultureEnv(gymnasium.Env):
@@ -134,24 +224,9 @@ class CultureEnv(gymnasium.Env):
                  episode_duration: float = 1000.0, max_amplitude: float = 30.0, warmup: float = 200.0,
                  reward: Callable[[np.ndarray, np.ndarray], float] | None = None, render_mode: str | None = None,
                  **options):
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None (this environment does not render), found {render_mode!r}")
-        if reward is not None and not callable(reward):
-            raise TypeError(f"reward must be a callable (observation, action) -> float, found {type(reward).__name__}")
-        self.max_amplitude = self._amplitude(max_amplitude)
         # the durations are checked before the simulation is built (seconds for a large system)
         dt = system.dt if isinstance(system, Env) else _positive("dt", options.get("dt", DEFAULT_DT), 1.0)
-        self.pulse = biphasic_pulse(1.0, phase=PULSE_PHASE, gap=PULSE_GAP, dt=dt)
-        self.step_duration = _duration("step_duration", step_duration, dt, len(self.pulse) * dt, strict=False)
-        self.episode_duration = _duration("episode_duration", episode_duration, dt)
-        ratio = self.episode_duration / self.step_duration
-        if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6:
-            raise ValueError(f"episode_duration must be a whole number (>= 1) of steps of {self.step_duration:g} ms, "
-                             f"found {self.episode_duration:g} ms")
-        self.steps_per_episode = int(round(ratio))
-        self.warmup = _duration("warmup", warmup, dt, strict=False)
-        self.reward_function = reward
-        self.render_mode = None
+        _episodes(self, dt, step_duration, episode_duration, max_amplitude, warmup, reward, render_mode)
         self._step = None  # no episode until reset()
         self.env = self._make_env(system, backend, scale, options)
         try:
@@ -161,18 +236,6 @@ class CultureEnv(gymnasium.Env):
                 self.env.close()
             self.env = None
             raise
-
-    @staticmethod
-    def _amplitude(value) -> float:
-        if isinstance(value, bool):
-            raise ValueError(f"max_amplitude must be a number of µA, found {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"max_amplitude must be a number of µA, found {value!r}") from None
-        if not math.isfinite(number) or number <= 0:
-            raise ValueError(f"max_amplitude must be a finite number of µA > 0, found {value!r}")
-        return number
 
     @staticmethod
     def _make_env(system, backend, scale, options) -> Env:
@@ -230,26 +293,11 @@ class CultureEnv(gymnasium.Env):
         """
         super().reset(seed=seed)
         self._check_open()
-        warmup = self.warmup
-        if options is not None:
-            if not isinstance(options, dict):
-                raise ValueError(f"options must be a dict or None, found {type(options).__name__}")
-            unknown = sorted(set(options) - {"warmup"})
-            if unknown:
-                raise ValueError(f"unknown reset option(s) {', '.join(map(repr, unknown))}; valid: 'warmup'")
-            if "warmup" in options:
-                warmup = _duration("options['warmup']", options["warmup"], self.env.dt, strict=False)
+        warmup = _warmup_option(options, self.warmup, self.env.dt)
         self._step = None  # an interrupted reset leaves no episode to step in
         self.env.clear()
         self._start = warmup
-        if warmup > 0:
-            result = self.env.run(warmup)
-            # the observation's window: the last step_duration ms of the warm-up
-            since = max(0.0, warmup - self.step_duration)
-            keep = result.t >= since - 1e-9
-            it, t = result.it[keep], result.t[keep]
-        else:
-            it, t = np.zeros(0, dtype=np.int64), np.zeros(0)
+        it, t = _window(self.env.run(warmup) if warmup > 0 else None, warmup, self.step_duration)
         self._step = 0
         return self._observe(it), self._info(it, t)
 
@@ -305,21 +353,7 @@ class CultureEnv(gymnasium.Env):
             raise RuntimeError("this CultureEnv is closed: make a new one")
 
     def _check_action(self, action) -> np.ndarray:
-        expected = f"shape ({len(self._members)},) of pulse amplitudes in µA within [0, {self.max_amplitude:g}]"
-        try:
-            values = np.asarray(action)
-        except Exception:  # ragged nested sequences
-            raise ValueError(f"action must have {expected}, found {action!r}") from None
-        if values.dtype.kind not in "iuf":
-            raise ValueError(f"action must have {expected}, found an array of {values.dtype}")
-        if values.shape != self.action_space.shape:
-            raise ValueError(f"action must have {expected}, found shape {values.shape}")
-        values = values.astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values > self._limit))
-        if len(bad):
-            found = ", ".join(f"channel {k}: {float(values[k])!r}" for k in bad[:5].tolist())
-            raise ValueError(f"action must have {expected}, found {found}{' ...' if len(bad) > 5 else ''}")
-        return np.minimum(values, self.max_amplitude)
+        return _check_amplitudes(action, len(self._members), self.max_amplitude, self._limit)
 
     def _counts(self, it: np.ndarray) -> np.ndarray:
         return np.bincount(np.asarray(it, dtype=np.int64), minlength=self._cells)
@@ -336,17 +370,143 @@ class CultureEnv(gymnasium.Env):
                 "spike_gids": np.array(it, dtype=np.int64), "spike_times": np.array(t, dtype=float)}
 
     def _reward(self, observation: np.ndarray, action: np.ndarray) -> float:
-        if self.reward_function is None:
-            return 0.0
-        # copies: a reward that edits its arguments must not change what step() returns
-        value = self.reward_function(observation.copy(), action.copy())
+        return _reward(self.reward_function, observation, action)
+
+
+class CultureVectorEnv(VectorEnv):
+    """``num_envs`` copies of a culture stepped together in one Brian2 simulation
+    (:class:`livn.batch.Batch`): a vector environment for RL at a fraction of the cost of
+    ``num_envs`` :class:`CultureEnv`.
+
+    Sub-environment b sees what a :class:`CultureEnv` with the same arguments sees given the same
+    actions, spike for spike (tested). The episodes run in lockstep: they have one length and
+    never terminate, so every sub-environment truncates on the same step, and the next
+    :meth:`step` starts new episodes in all of them (Gymnasium's next-step autoreset: that step
+    returns the reset observations, rewards 0 and no truncation). The shared warm-up is
+    simulated once and rewound to on every reset.
+
+    Parameters
+    ----------
+    system : str, path-like or livn.System, default "EI2"
+        A predefined system name, a circuit path, or a System.
+    num_envs : int, default 4
+        Sub-environments (1..10000).
+    scale, step_duration, episode_duration, max_amplitude, warmup, reward, render_mode
+        As for :class:`CultureEnv` (``reward`` is called per sub-environment).
+    **options
+        ``dt`` (ms) and Brian2's ``codegen``.
+
+    Attributes
+    ----------
+    single_action_space, single_observation_space : gymnasium.spaces.Box
+        A sub-environment's spaces (those of :class:`CultureEnv`); ``action_space`` and
+        ``observation_space`` stack them, shape (num_envs, channels).
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, system="EI2", num_envs: int = 4, scale: float = 1.0, step_duration: float = 10.0,
+                 episode_duration: float = 1000.0, max_amplitude: float = 30.0, warmup: float = 200.0,
+                 reward: Callable[[np.ndarray, np.ndarray], float] | None = None, render_mode: str | None = None,
+                 **options):
+        from .batch import Batch
+        from .system import resolve_circuit
+
+        dt = _positive("dt", options.pop("dt", DEFAULT_DT), 1.0)
+        _episodes(self, dt, step_duration, episode_duration, max_amplitude, warmup, reward, render_mode)
+        if isinstance(system, (str, os.PathLike)):
+            system = System(resolve_circuit(system, scale))
+        elif not isinstance(system, System):
+            raise TypeError(f"system must be a predefined system name, a circuit path or a livn System, "
+                            f"found {type(system).__name__}")
+        elif scale != 1.0:
+            raise ValueError(f"scale={scale!r} applies to a predefined system name; a System is built already")
+        self.batch = None
+        batch = Batch(system, num_envs, backend="brian2", dt=dt, **options)
+        channels = system.num_channels
+        if channels == 0:
+            raise ValueError(f"{system.name} has no MEA (no electrodes): there is nothing to stimulate or record")
+        self.batch, self.num_envs = batch, batch.copies
+        self._samples = int(round(self.step_duration / dt))
+        self._members = [np.asarray(m, dtype=np.int64) for m in system.channel_members]
+        self._cells = int(system.network.num_cells)
+        high = np.array([len(m) * self._samples for m in self._members], dtype=np.float32)
+        self.single_action_space = spaces.Box(0.0, self.max_amplitude, (channels,), np.float32)
+        self.single_observation_space = spaces.Box(np.zeros(channels, np.float32), high, (channels,), np.float32)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self._limit = max(self.max_amplitude, float(self.single_action_space.high[0]))
+        batch.record_spikes()
+        self._warmup, self._first = None, None  # the warm-up the checkpoint holds, and its observation
+        self._step = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        """Start episodes in every sub-environment (``options``: ``{"warmup": ms}`` for all)."""
+        if seed is not None:
+            self._np_random, self._np_random_seed = gymnasium.utils.seeding.np_random(seed)
+        self._check_open()
+        warmup = _warmup_option(options, self.warmup, self.batch.dt)
+        self._step = None
+        if self._warmup != warmup:
+            self.batch.clear()
+            results = self.batch.run(warmup) if warmup > 0 else [None] * self.num_envs
+            self._first = [_window(r, warmup, self.step_duration) for r in results]
+            self.batch.checkpoint()
+            self._warmup = warmup
+        else:
+            self.batch.rewind()
+        self._step = 0
+        return self._gather([it for it, _ in self._first]), {}
+
+    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Pulse every channel of sub-environment b with ``actions[b]`` µA and simulate one step."""
+        self._check_open()
+        if self._step is None:
+            raise RuntimeError("call reset() before step()")
+        if self._step >= self.steps_per_episode:  # next-step autoreset
+            observations, info = self.reset()
+            zeros = np.zeros(self.num_envs, dtype=bool)
+            return observations, np.zeros(self.num_envs), zeros, zeros.copy(), info
         try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"reward must return a number, found {type(value).__name__}") from None
-        if not math.isfinite(number):
-            raise ValueError(f"reward must return a finite number, found {value!r}")
-        return number
+            values = np.asarray(actions)
+        except Exception:
+            raise ValueError(f"actions must have shape ({self.num_envs}, {len(self._members)}), found {actions!r}") from None
+        if values.ndim != 2 or len(values) != self.num_envs:
+            raise ValueError(f"actions must have shape ({self.num_envs}, {len(self._members)}) (one row of µA per "
+                             f"sub-environment), found shape {values.shape}")
+        amplitudes = [_check_amplitudes(row, len(self._members), self.max_amplitude, self._limit, f"actions[{b}]")
+                      for b, row in enumerate(values)]
+        stimuli = []
+        for row in amplitudes:
+            stimulus = None
+            if np.any(row > 0):
+                stimulus = np.zeros((self._samples, len(row)))
+                stimulus[:len(self.pulse)] = self.pulse[:, None] * row[None, :]
+            stimuli.append(stimulus)
+        results = self.batch.run(self.step_duration, stimuli)
+        self._step += 1
+        observations = self._gather([r.it for r in results])
+        rewards = np.array([_reward(self.reward_function, o, a) for o, a in zip(observations, amplitudes)])
+        truncated = np.full(self.num_envs, self._step >= self.steps_per_episode)
+        return observations, rewards, np.zeros(self.num_envs, dtype=bool), truncated, \
+            {"spikes": np.array([len(r.it) for r in results])}
+
+    def close_extras(self, **kwargs) -> None:
+        if getattr(self, "batch", None) is not None:
+            self.batch.close()
+            self.batch = None
+        self._step = None
+
+    def _check_open(self) -> None:
+        if self.batch is None:
+            raise RuntimeError("this CultureVectorEnv is closed: make a new one")
+
+    def _gather(self, spikes) -> np.ndarray:
+        out = np.zeros((len(spikes), len(self._members)), dtype=np.float32)
+        for b, it in enumerate(spikes):
+            per_cell = np.bincount(np.asarray(it, dtype=np.int64), minlength=self._cells)
+            out[b] = [per_cell[m].sum() for m in self._members]
+        return out
 
 
 def _register() -> None:
@@ -355,7 +515,8 @@ def _register() -> None:
     for name in predefined_names():
         key = f"livn/{name}-v0"
         if key not in gymnasium.registry:  # a re-import must not warn about overriding
-            gymnasium.register(key, entry_point=CultureEnv, kwargs={"system": name})
+            gymnasium.register(key, entry_point=CultureEnv, vector_entry_point=CultureVectorEnv,
+                               kwargs={"system": name})
 
 
 _register()

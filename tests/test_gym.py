@@ -214,3 +214,52 @@ def test_neuron_backend_steps_and_closes():
     second.reset()
     assert second.step(np.zeros(1))[0].shape == (1,)
     second.close()
+
+
+def test_vector_env_gives_each_sub_environment_what_a_culture_env_sees_across_an_autoreset():
+    from livn.gym import CultureVectorEnv
+
+    settings = dict(step_duration=5.0, episode_duration=15.0, warmup=50.0)
+    vector = gymnasium.make_vec("livn/EI2-v0", num_envs=3, vectorization_mode="vector_entry_point", **settings)
+    assert isinstance(vector.unwrapped, CultureVectorEnv) and vector.action_space.shape == (3, 16)
+    rng = np.random.default_rng(3)
+    actions = rng.uniform(0, 30, (4, 3, 16)).astype(np.float32)
+    actions[:, 1] = 0  # sub-environment 1 is never stimulated
+    observed, _ = vector.reset(seed=1)
+    steps = [observed]
+    for k in range(4):  # three steps, the last truncating; then the step that resets
+        observation, reward, terminated, truncated, _ = vector.step(actions[k])
+        steps.append(observation)
+        assert not terminated.any() and truncated.all() == (k == 2) and not (k == 3 and truncated.any())
+    assert np.array_equal(steps[4], steps[0]), "the autoreset step returns the reset observations"
+    vector.close()
+    single = CultureEnv("EI2", **settings)
+    for b in range(3):
+        expected = [single.reset()[0]] + [single.step(actions[k, b])[0] for k in range(3)]
+        for k in range(4):
+            assert np.array_equal(steps[k][b], expected[k]), (b, k)
+    single.close()
+    assert sum(steps[3][0]) > sum(steps[3][1]), "a stimulated copy sees more spikes"
+
+
+def test_vector_env_refuses_bad_actions_and_arguments():
+    from livn.gym import CultureVectorEnv
+
+    with pytest.raises(ValueError, match="copies must be an integer"):
+        CultureVectorEnv("EI1", num_envs=0)
+    with pytest.raises(ValueError, match="episode_duration must be a whole number"):
+        CultureVectorEnv("EI1", num_envs=2, step_duration=10.0, episode_duration=15.0)
+    vector = CultureVectorEnv("EI1", num_envs=2, step_duration=5.0, episode_duration=10.0, warmup=0.0)
+    with pytest.raises(RuntimeError, match="reset"):
+        vector.step(np.zeros((2, 16)))
+    vector.reset()
+    channels = vector.single_action_space.shape[0]
+    with pytest.raises(ValueError, match=rf"actions must have shape \(2, {channels}\)"):
+        vector.step(np.zeros(channels))
+    bad = np.zeros((2, channels))
+    bad[1, 0] = -1.0
+    with pytest.raises(ValueError, match=r"actions\[1\] must have .* channel 0: -1.0"):
+        vector.step(bad)
+    vector.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        vector.reset()
