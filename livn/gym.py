@@ -134,6 +134,16 @@ def _warmup_option(options, default: float, dt: float) -> float:
     return default
 
 
+def _pulses(pulse: np.ndarray, samples: int, amplitudes: np.ndarray):
+    """A step's stimulus: one pulse per channel at its start, µA; None without any (then no field
+    is applied, and CoreNEURON can run)."""
+    if not np.any(amplitudes > 0):
+        return None
+    stimulus = np.zeros((samples, len(amplitudes)))
+    stimulus[:len(pulse)] = pulse[:, None] * amplitudes[None, :]
+    return stimulus
+
+
 def _window(result, warmup: float, step_duration: float):
     """The spikes of a warm-up's last ``step_duration`` ms (what reset observes)."""
     if result is None:
@@ -329,11 +339,7 @@ class CultureEnv(gymnasium.Env):
             raise RuntimeError(f"the episode ended at episode_duration = {self.episode_duration:g} ms "
                                f"(truncated=True was returned): call reset()")
         amplitudes = self._check_action(action)
-        stimulus = None
-        if np.any(amplitudes > 0):  # without a pulse no field is applied (and CoreNEURON can run)
-            stimulus = np.zeros((self._samples, len(amplitudes)))
-            stimulus[:len(self.pulse)] = self.pulse[:, None] * amplitudes[None, :]
-        result = self.env.run(self.step_duration, stimulus=stimulus)
+        result = self.env.run(self.step_duration, stimulus=_pulses(self.pulse, self._samples, amplitudes))
         self._step += 1
         observation = self._observe(result.it)
         reward = self._reward(observation, amplitudes)
@@ -476,14 +482,7 @@ class CultureVectorEnv(VectorEnv):
                              f"sub-environment), found shape {values.shape}")
         amplitudes = [_check_amplitudes(row, len(self._members), self.max_amplitude, self._limit, f"actions[{b}]")
                       for b, row in enumerate(values)]
-        stimuli = []
-        for row in amplitudes:
-            stimulus = None
-            if np.any(row > 0):
-                stimulus = np.zeros((self._samples, len(row)))
-                stimulus[:len(self.pulse)] = self.pulse[:, None] * row[None, :]
-            stimuli.append(stimulus)
-        results = self.batch.run(self.step_duration, stimuli)
+        results = self.batch.run(self.step_duration, [_pulses(self.pulse, self._samples, row) for row in amplitudes])
         self._step += 1
         observations = self._gather([r.it for r in results])
         rewards = np.array([_reward(self.reward_function, o, a) for o, a in zip(observations, amplitudes)])
