@@ -33,6 +33,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/build.py
 	$(BIN)/python benchmarks/simulate_brian2.py
 	$(BIN)/python benchmarks/simulate_neuron.py
+	$(BIN)/python benchmarks/aims.py
 
 clean:
 	rm -rf out

@@ -5,7 +5,8 @@ per simulated second for one long run and for an RL loop of short runs, and peak
     .venv/bin/python benchmarks/env_speed.py --before /tmp/livn-before [--repeats 3]
 
 Each measurement is a fresh process (``make(name, backend=...)``, ``record_spikes()``, a 200 ms
-warm-up, then 1000 simulated ms timed: one ``run(1000)``, or ``run(10)`` 100 times), with
+warm-up, then 1000 simulated ms timed: one ``run(1000)``, or ``run(10)`` 100 times; the
+snippet takes another duration as a fourth argument), with
 PYTHONPATH at one checkout and the same venv; repeats alternate between the checkouts. Prints
 medians and after/before ratios (issue 13's patterns: "long" and "rl").
 """
@@ -26,17 +27,19 @@ PATTERN = """
 import json, resource, sys, time
 from livn.env import make
 name, backend, pattern = sys.argv[1:4]
+duration = float(sys.argv[4]) if len(sys.argv) > 4 else 1000.0  # simulated ms timed
 env = make(name, backend=backend)
 env.record_spikes()
 env.run(200.0)
 start = time.perf_counter()
 if pattern == "long":
-    env.run(1000.0)
+    env.run(duration)
 else:
-    for _ in range(100):
+    for _ in range(int(duration // 10)):
         env.run(10.0)
 wall = time.perf_counter() - start
-print(json.dumps({"seconds": wall, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"seconds": wall * 1000.0 / duration,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 CASES = [("EI2", "brian2", "long"), ("EI2", "brian2", "rl"), ("EI2", "neuron", "long"), ("EI2", "neuron", "rl"),

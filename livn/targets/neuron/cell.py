@@ -230,14 +230,24 @@ def build_cell(cell: Cell, gid: int | None = None, extracellular: bool = True,
 
 
 def set_integration(method: str = "fixed", dt: float = 0.025, secondorder: int = 2, atol: float = 1e-7,
-                    rtol: float = 0.0) -> None:
+                    rtol: float = 0.0, bin_queue: bool = False) -> None:
     """Choose NEURON's integrator: ``method`` "fixed" (steps of ``dt`` ms; ``secondorder`` 2:
     Crank–Nicolson, 0: backward Euler) or "cvode" (variable step, absolute tolerance ``atol``,
     relative ``rtol``; with ``extracellular`` in any section NEURON's DAE solver IDA is used).
-    Call it after building the cells. See :data:`MATCHES_BRIAN2`."""
+    Call it after building the cells. See :data:`MATCHES_BRIAN2`.
+
+    ``bin_queue`` (fixed step only): NEURON's fixed-step bin queue for network events. A fixed
+    step delivers an event at the step it falls in either way; the bin queue files it there in
+    constant time instead of sorting it into a tree, and the receiver sees the step's time
+    rather than the event's own. That is the same computation for receivers that use only
+    differences of their own event times (livn's synapses, Tsodyks–Markram included: one
+    NetCon's events share its delay), not for an artificial cell that fires at the time of an
+    event (``IntFire1``)."""
     h = _h()
     if method not in ("fixed", "cvode"):
         raise ValueError(f"method must be 'fixed' or 'cvode', not {method!r}")
+    if bin_queue and method != "fixed":
+        raise ValueError("the bin queue works with the fixed step only")
     h.dt = dt
     h.secondorder = secondorder
     cvode = h.CVode()
@@ -247,19 +257,22 @@ def set_integration(method: str = "fixed", dt: float = 0.025, secondorder: int =
         cvode.use_daspk(1 if any(sec.has_membrane("extracellular") for sec in h.allsec()) else 0)
         cvode.atol(atol)
         cvode.rtol(rtol)
+    cvode.queue_mode(1 if bin_queue else 0, 0)
     cvode.active(1 if method == "cvode" else 0)
 
 
 def _integration_state():
     h = _h()
     cvode = h.CVode()
-    return h.dt, h.secondorder, cvode.active(), cvode.atol(), cvode.rtol(), cvode.use_daspk()
+    return (h.dt, h.secondorder, cvode.active(), cvode.atol(), cvode.rtol(), cvode.use_daspk(),
+            int(cvode.queue_mode()))
 
 
 def _restore(state):
     h = _h()
-    dt, secondorder, active, atol, rtol, daspk = state
+    dt, secondorder, active, atol, rtol, daspk, queue = state
     cvode = h.CVode()
+    cvode.queue_mode(queue & 1, (queue >> 1) & 1)
     cvode.use_daspk(daspk)
     cvode.active(active)
     cvode.atol(atol)

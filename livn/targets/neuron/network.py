@@ -106,7 +106,10 @@ class Network:
         self.rank, self.ranks = int(self.pc.id()), int(self.pc.nhost())
         self.mechanisms = load_mechanisms(network_mechanisms(model), coreneuron=coreneuron)
         set_temperature(model.temperature, model.cells)  # NEURON's celsius: the network temperature
-        set_integration("fixed", dt=dt, secondorder=secondorder)
+        # the bin queue files a spike's ~100 events in constant time (EI4's onset surge: 211 -> 160 s
+        # per simulated second on one rank, the same spikes); not for IntFire1 (see set_integration)
+        set_integration("fixed", dt=dt, secondorder=secondorder,
+                        bin_queue=not coreneuron and not len(model.point_gids))
         if coreneuron:
             h.CVode().cache_efficient(1)  # CoreNEURON takes the model from NEURON's sorted memory
         self.cells: dict[int, NeuronCell] = {}
