@@ -198,3 +198,31 @@ def test_a_compiled_directory_carries_the_plasticity(spec_copy, tmp_path):
     np.testing.assert_array_equal(compiled[0], runs["plastic"].it)
     np.testing.assert_allclose(compiled[1], runs["plastic"].t, rtol=0, atol=1e-9)
     assert len(runs["plain"].it) != len(runs["plastic"].it)
+
+
+def test_the_direct_step_runs_what_brian2_runs(monkeypatch):
+    """Each time step calls the compiled code objects directly (runtime._direct_run); Brian2's
+    own call path gives the same spikes, potentials and monitor contents."""
+    from livn import make
+    from livn.targets.brian2 import runtime
+
+    def simulate():
+        env = make("EI2")
+        env.record_spikes()
+        env.record_voltage([0, 85])
+        env.set_params({"noise.excitatory.g0": 0.6, "noise.excitatory.sigma": 0.24})
+        first, second = env.run(150), env.run(50)
+        network = env.simulation.runtime.network
+        direct = sum("run" in vars(obj) for obj in network.sorted_objects)
+        env.close()
+        return first, second, direct
+
+    first, second, direct = simulate()
+    monkeypatch.setattr(runtime, "_direct_run", lambda obj: None)
+    plain_first, plain_second, plain_direct = simulate()
+    assert direct >= 10 and plain_direct == 0
+    assert len(first.it) > 20
+    for got, expected in ((first, plain_first), (second, plain_second)):
+        np.testing.assert_array_equal(got.it, expected.it)
+        np.testing.assert_array_equal(got.t, expected.t)
+        np.testing.assert_array_equal(got.v, expected.v)

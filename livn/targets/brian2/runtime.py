@@ -67,6 +67,13 @@ class PreparedNetwork(b2.Network):
                         code_object.before_run()
         self._prepared = {id(obj): obj for obj in objects}
         self._restored = False
+        for obj in objects:
+            if obj.active and obj._code_objects:  # from its current code objects, every call
+                direct = _direct_run(obj)
+                if direct is not None:
+                    obj.run = direct
+                else:
+                    vars(obj).pop("run", None)
 
     def restore(self, *args, **keywords):
         self._restored = True
@@ -80,6 +87,30 @@ class PreparedNetwork(b2.Network):
             super().run(duration, *args, **keywords)
         finally:
             network_module.gc = collector
+
+
+def _direct_run(obj):
+    """``obj.run`` for a time step without Brian2's per-call layers (``BrianObject.run`` ->
+    ``CodeObject.__call__`` -> ``run`` -> ``run_block``): each code object's compiled ``run``
+    block is called with its namespace, refreshed as ``update_namespace`` does. The same code
+    runs in the same order; on EI2 this is 14 % of a step (20 code objects per step). None when a
+    code object is not compiled Cython (numpy code generation keeps Brian2's own path)."""
+    blocks = [code_object.compiled_code.get("run") for code_object in obj._code_objects]
+    if not all(block is None or hasattr(block, "main") for block in blocks):
+        return None
+    steps = [(code_object, block.main) for code_object, block in zip(obj._code_objects, blocks) if block is not None]
+
+    def run():
+        for code_object, main in steps:
+            namespace = code_object.namespace
+            for name, value in code_object.nonconstant_values:
+                namespace[name] = value()
+            try:
+                main(namespace)
+            except Exception as exc:
+                raise b2.BrianObjectException(f"An exception occured during the execution of the 'run' block of "
+                                              f"code object '{code_object.name}'.\n", obj) from exc
+    return run
 
 
 class _NoCollection:
