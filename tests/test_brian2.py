@@ -201,9 +201,12 @@ def test_a_compiled_directory_carries_the_plasticity(spec_copy, tmp_path):
 
 
 def test_the_direct_step_runs_what_brian2_runs(monkeypatch):
-    """Each time step calls the compiled code objects directly (runtime._direct_run); Brian2's
-    own call path gives the same spikes, potentials and monitor contents."""
+    """Steps call the compiled code objects directly and later run calls skip Brian2's per-call
+    extras (runtime.PreparedNetwork.direct); Brian2's own call paths give the same spikes,
+    potentials and monitor contents, over a long call, short calls, a stimulated one and a call
+    after clear()."""
     from livn import make
+    from livn.io import pulse_train
     from livn.targets.brian2 import runtime
 
     def simulate():
@@ -211,18 +214,22 @@ def test_the_direct_step_runs_what_brian2_runs(monkeypatch):
         env.record_spikes()
         env.record_voltage([0, 85])
         env.set_params({"noise.excitatory.g0": 0.6, "noise.excitatory.sigma": 0.24})
-        first, second = env.run(150), env.run(50)
+        results = [env.run(150)] + [env.run(10) for _ in range(5)]
+        results.append(env.run(50, stimulus=pulse_train(50, [3, 4], 16, 20.0, 40.0, dt=env.dt)))
+        env.clear()  # a restore, and a new monitor to prepare
+        env.record_voltage([0, 5, 85])
+        results.append(env.run(100))
         network = env.simulation.runtime.network
         direct = sum("run" in vars(obj) for obj in network.sorted_objects)
         env.close()
-        return first, second, direct
+        return results, direct
 
-    first, second, direct = simulate()
-    monkeypatch.setattr(runtime, "_direct_run", lambda obj: None)
-    plain_first, plain_second, plain_direct = simulate()
+    results, direct = simulate()
+    monkeypatch.setattr(runtime.PreparedNetwork, "direct", False)
+    plain, plain_direct = simulate()
     assert direct >= 10 and plain_direct == 0
-    assert len(first.it) > 20
-    for got, expected in ((first, plain_first), (second, plain_second)):
+    assert len(results[0].it) > 20 and len(results[-1].it) > 0
+    for got, expected in zip(results, plain):
         np.testing.assert_array_equal(got.it, expected.it)
         np.testing.assert_array_equal(got.t, expected.t)
         np.testing.assert_array_equal(got.v, expected.v)

@@ -41,13 +41,33 @@ class PreparedNetwork(b2.Network):
     for Python 3.11, so it is skipped here for this network's runs.
     """
 
+    #: run steps through :func:`_direct_run` and later calls through :meth:`_continue` (False:
+    #: Brian2's own call paths, the same computation; for comparison)
+    direct = True
+
     def __init__(self, *objects, **keywords):
         super().__init__(*objects, **keywords)
         self._prepared = {}
         self._restored = False
+        self._sorted = None
+
+    def add(self, *objects):
+        self._sorted = None
+        super().add(*objects)
+
+    def remove(self, *objects):
+        self._sorted = None
+        super().remove(*objects)
+
+    def _objects(self) -> list:
+        """``sorted_objects``, computed again only after ``add``/``remove`` (Brian2 sorts the
+        whole schedule on every access, three times per run call)."""
+        if self._sorted is None:
+            self._sorted = self.sorted_objects
+        return self._sorted
 
     def before_run(self, run_namespace):
-        objects = self.sorted_objects
+        objects = self._objects()
         if not self._prepared:
             super().before_run(run_namespace)
         else:
@@ -69,7 +89,7 @@ class PreparedNetwork(b2.Network):
         self._restored = False
         for obj in objects:
             if obj.active and obj._code_objects:  # from its current code objects, every call
-                direct = _direct_run(obj)
+                direct = _direct_run(obj) if self.direct else None
                 if direct is not None:
                     obj.run = direct
                 else:
@@ -80,6 +100,12 @@ class PreparedNetwork(b2.Network):
         super().restore(*args, **keywords)
 
     def run(self, duration, *args, **keywords):
+        if self.direct and self._prepared and not args and set(keywords) <= {"namespace"}:
+            objects = self._objects()
+            clocks = {obj.clock for obj in objects}
+            if len(clocks) == 1:
+                self._continue(duration, clocks.pop(), objects, keywords.get("namespace"))
+                return
         import brian2.core.network as network_module
 
         collector, network_module.gc = network_module.gc, _NoCollection
@@ -87,6 +113,35 @@ class PreparedNetwork(b2.Network):
             super().run(duration, *args, **keywords)
         finally:
             network_module.gc = collector
+
+    def _continue(self, duration, clock, objects, namespace):
+        """A run after the first on one clock: what ``Network.run`` does for it (interval,
+        preparation, the step loop, ``after_run``) without its per-call extras — the
+        collection, the debug messages that format the times in units (~1 ms per call), the
+        schedule sorted three times, Brian2's NaN warning (the runtime checks finiteness
+        itself and raises), reports and profiling (those calls take Brian2's path)."""
+        if duration < 0:
+            raise ValueError(f"a run's duration must not be negative, not {duration}")
+        t_end = self.t + duration
+        clock.set_interval(self.t, t_end)
+        self.before_run(namespace)
+        steps = [obj.run for obj in objects if obj.active]
+        timestep, t, dt = (clock.variables[name].get_value() for name in ("timestep", "t", "dt"))
+        end = clock._i_end
+        b2.Network._globally_running = True
+        try:
+            while timestep[0] < end and not self._stopped and not b2.Network._globally_stopped:
+                self.t_ = t[0]
+                for step in steps:
+                    step()
+                timestep[0] += 1
+                t[0] = timestep[0] * dt[0]
+        finally:
+            b2.Network._globally_running = False
+        self.t_ = clock.t_ if self._stopped or b2.Network._globally_stopped else float(t_end)
+        for obj in objects:
+            if obj.active:
+                obj.after_run()
 
 
 def _direct_run(obj):
@@ -426,6 +481,9 @@ class Simulation:
         gids = np.asarray(gids, dtype=np.int64)
         monitors = {}
         prefix = "v_" if variable == "v" else "im_"
+        # at the network's step a monitor shares its clock: one clock keeps later run calls on
+        # PreparedNetwork's short path
+        timing = {"clock": self.clock} if dt is None or dt == self.dt else {"dt": dt * b2.ms}
         for name in self._cells():
             own = self.gids[name]
             local = np.flatnonzero(np.isin(own, gids))
@@ -435,12 +493,12 @@ class Simulation:
                                      f"(SpatialNeuron) cells ({name}); record them on NEURON")
                 entry = self.model["groups"][name]
                 index = (local[:, None] * entry["n"] + np.asarray(entry["index"])[None, :]).ravel()
-                monitor = b2.StateMonitor(self.groups[name], "v", record=index, dt=(dt or self.dt) * b2.ms)
+                monitor = b2.StateMonitor(self.groups[name], "v", record=index, **timing)
                 monitors[name] = [monitor, own[local], 0, None]
                 self.network.add(monitor)
             elif len(local):
                 variables = [f"{prefix}{c}" for c in self.model["groups"][name]["compartments"]]
-                monitor = b2.StateMonitor(self.groups[name], variables, record=local, dt=(dt or self.dt) * b2.ms)
+                monitor = b2.StateMonitor(self.groups[name], variables, record=local, **timing)
                 monitors[name] = [monitor, own[local], 0, variables]
                 self.network.add(monitor)
         self._recorders[variable] = (monitors, np.array(gids), dt)
