@@ -595,3 +595,16 @@ def test_ou_noise_draws_the_shared_counter_based_numbers(mechs, dt):
             x = g0 + (x - g0) * decay + sigma * spread * z
             expected.append(x)
         np.testing.assert_allclose(trace, expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("keywords, message", [
+    ({"method": "euler"}, "method must be 'fixed' or 'cvode'"),
+    ({"method": "cvode", "bin_queue": True}, "bin queue works with the fixed step only"),
+])
+def test_set_integration_refuses_what_neuron_cannot_do(keywords, message):
+    from neuron import h
+
+    before = int(h.CVode().queue_mode()), int(h.CVode().active())
+    with pytest.raises(ValueError, match=message):
+        set_integration(**keywords)
+    assert (int(h.CVode().queue_mode()), int(h.CVode().active())) == before  # nothing changed
