@@ -149,6 +149,27 @@ def test_strong_mea_pulses_stay_finite_and_agree_with_neuron():
         assert abs(brian2 - neuron) <= 0.05 * neuron, counts
 
 
+def test_pulses_far_beyond_physiology_stay_finite_and_agree_with_neuron():
+    """EI1 under 1 mA pulses: compartments swing beyond −1 V, outside the potentials where the
+    gates' rates are checked (LIMIT_RANGE), where the Kd n gate's rate grows as exp(−v/40) and
+    RK4 diverged (EI4's 1,024 electrodes at 20 µA reach −310 mV). The rates there are those at
+    the range's bound; the spikes match NEURON's (implicit gates, no bound) within 10 %."""
+    from livn import make
+    from livn.io import pulse_train
+
+    counts, lowest = {}, {}
+    for backend, options in (("brian2", {}), ("neuron", {"field": "currents"})):
+        env = make("EI1", backend=backend, **options)
+        env.record_spikes()
+        env.record_voltage()
+        n = env.system.num_channels
+        result = env.run(100, stimulus=pulse_train(100, range(n), n, 1000.0, 20.0, dt=env.dt))
+        counts[backend] = len(result.it)
+        lowest[backend] = float(np.min(result.v))
+    assert lowest["brian2"] < -1000 and abs(lowest["brian2"] - lowest["neuron"]) < 0.02 * abs(lowest["neuron"]), lowest
+    assert counts["neuron"] >= 40 and abs(counts["brian2"] - counts["neuron"]) <= 0.1 * counts["neuron"], counts
+
+
 def test_a_diverged_integration_is_an_error_not_a_warning():
     """Brian2 only logs invalid values and runs on; livn stops and names the cells."""
     import brian2 as b2

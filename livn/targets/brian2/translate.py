@@ -30,8 +30,13 @@ from ...network.model import NetworkModel
 #: somewhere in LIMIT_RANGE therefore relax at most at RATE_LIMIT/dt: nothing changes at
 #: physiological potentials, and where the limit acts the gate reaches its steady state within
 #: a step anyway. Only those gates pay for it (the limit costs ~10 % of EI3's time when
-#: applied to every gate). At a dt above LIMIT_DT other gates may reach RK4's limit: the
-#: runtime stops with an error if anything diverges.
+#: applied to every gate). Outside LIMIT_RANGE the rates are those at its nearer bound: the
+#: 1,024 electrodes of EI4, pulsed together at 20 µA, swing some somata to −310 mV, where the
+#: Kd n gate's rate grows as exp(−v/40) to ~350/ms and RK4 diverged in the first pulse (9 EXC
+#: cells); at such potentials every gate is at its limit value anyway, so only its speed of
+#: getting there changes (NEURON integrates gates implicitly and needs no bound). At a dt above
+#: LIMIT_DT other gates may reach RK4's limit: the runtime stops with an error if anything
+#: diverges.
 RATE_LIMIT = 2.5
 LIMIT_DT = 0.025  # ms
 LIMIT_RANGE = (-250.0, 150.0)  # mV
@@ -61,7 +66,10 @@ def explicit_ok(cell: Cell, dt: float) -> tuple[bool, float]:
 def gate_equation(gate, name: str, v: str, v_init: float, limit: bool = True) -> tuple[str, float | None]:
     """The Brian2 equation of HH gate ``gate`` as state ``name`` in potential expression ``v``
     (mV, a number), and its initial value (steady state at ``v_init``; None if instantaneous).
-    With ``limit``, gates that can relax faster than RATE_LIMIT/dt are rate-limited (RK-type methods)."""
+    With ``limit`` (RK-type methods), the rates are evaluated at ``v`` clipped to LIMIT_RANGE and
+    gates that can relax faster than RATE_LIMIT/dt within it are rate-limited."""
+    if limit and gate.kind in ("rates", "tauInf"):
+        v = f"clip({v}, {LIMIT_RANGE[0]!r}, {LIMIT_RANGE[1]!r})"
     if gate.kind == "rates":
         alpha, beta = gate.forward.expression(v), gate.reverse.expression(v)
         clip = (f"*clip({RATE_LIMIT!r}*ms/({gate.q10!r}*(({alpha}) + ({beta}))*dt), 0, 1)"
