@@ -221,6 +221,38 @@ def test_a_compiled_directory_carries_the_plasticity(spec_copy, tmp_path):
     assert len(runs["plain"].it) != len(runs["plastic"].it)
 
 
+def test_synapse_types_on_the_same_connections_share_one_object(monkeypatch):
+    """AMPA and NMDA of one projection make the same connections with the same plasticity: one
+    Synapses object carries both (4 objects on EI2, not 6), with the same spikes and potentials
+    as one object per type, weights set per type (NMDA changed, AMPA not)."""
+    import brian2 as b2
+
+    from livn import make
+    from livn.io import pulse_train
+    from livn.targets.brian2 import runtime
+
+    def simulate():
+        env = make("EI2")
+        env.record_spikes()
+        env.record_voltage([0, 85])
+        defaults = env.default_params()
+        env.set_params({"EXC->EXC.NMDA": 2 * defaults["EXC->EXC.NMDA"]})
+        results = [env.run(250), env.run(50, stimulus=pulse_train(50, [3, 4], 16, 20.0, 40.0, dt=env.dt))]
+        objects = sum(isinstance(obj, b2.Synapses) for obj in env.simulation.runtime.network.objects)
+        env.close()
+        return results, objects
+
+    merged, merged_objects = simulate()
+    monkeypatch.setattr(runtime.Simulation, "merge", False)
+    separate, separate_objects = simulate()
+    assert (merged_objects, separate_objects) == (4, 6)
+    assert len(merged[0].it) > 20
+    for got, expected in zip(merged, separate):
+        np.testing.assert_array_equal(got.it, expected.it)
+        np.testing.assert_array_equal(got.t, expected.t)
+        np.testing.assert_array_equal(got.v, expected.v)
+
+
 def test_the_direct_step_runs_what_brian2_runs(monkeypatch):
     """Steps call the compiled code objects directly and later run calls skip Brian2's per-call
     extras (runtime.PreparedNetwork.direct); Brian2's own call paths give the same spikes,

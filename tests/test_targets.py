@@ -69,11 +69,11 @@ def _brian2_edges(env):
     runtime = env.simulation.runtime
     gids = {id(group): runtime.gids[name] for name, group in runtime.groups.items()}
     source, target, group, weight = [], [], [], []
-    for obj, groups, _ in runtime._synapses:
+    for obj, variable, groups, _ in runtime._synapses:
         source.append(gids[id(obj.source)][np.asarray(obj.i[:])])
         target.append(gids[id(obj.target)][np.asarray(obj.j[:])])
         group.append(np.asarray(groups))
-        weight.append(np.asarray(obj.w[:]) * 1e6)  # S -> µS
+        weight.append(np.asarray(getattr(obj, variable)[:]) * 1e6)  # S -> µS
     return np.concatenate(source), np.concatenate(target), np.concatenate(group), np.concatenate(weight)
 
 

@@ -222,8 +222,8 @@ tau : second (constant)
 refrac : second (constant)"""
 
 def _plastic_synapse(plasticity: dict) -> tuple[str, str, str, str]:
-    """(Synapses equations, on_pre lines before the event, on_pre lines after it, the release
-    probability: a name or a number) of a synapse type with Tsodyks–Markram plasticity
+    """(equations of the plasticity state, on_pre lines before the event, on_pre lines after it,
+    the release probability: a name or a number) of a synapse type with Tsodyks–Markram plasticity
     (NeuroML tsodyksMarkramDepMechanism / tsodyksMarkramDepFacMechanism).
 
     The state is per synapse: R, u and the time of its previous event. At an event R (and u)
@@ -232,7 +232,7 @@ def _plastic_synapse(plasticity: dict) -> tuple[str, str, str, str]:
     livn.neuroml.reader.Plasticity). ``plasticity``: release (U), tau_rec and tau_fac (ms; 0:
     depression only)."""
     U, tau_rec, tau_fac = plasticity["release"], plasticity["tau_rec"], plasticity["tau_fac"]
-    equations = "w : siemens\nR_syn : 1\ntlast_syn : second"
+    equations = "R_syn : 1\ntlast_syn : second"
     before = f"R_syn = 1 - (1 - R_syn)*exp(-(t - tlast_syn)/({tau_rec!r}*ms))\n"
     if tau_fac <= 0:
         return equations, before, f"R_syn = R_syn*(1 - {U!r})\ntlast_syn = t", repr(U)
@@ -280,7 +280,8 @@ class Simulation:
         self.num_cells = int(description["num_cells"])
         self.names = description["group_names"]
         self.groups, self.gids = {}, {}
-        self._synapses = []  # (Synapses, weight group per synapse, relative weight per synapse)
+        # (Synapses, its weight variable, weight group per synapse, relative weight per synapse)
+        self._synapses = []
         self.network = PreparedNetwork()
         self._build_groups()
         self._build_synapses()
@@ -366,60 +367,113 @@ class Simulation:
         inverse = inverse.ravel()
         order = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
-        synapse_names = self.model["synapse_names"]
+        bundles = {}
         for k, (syn, source, target, comp) in enumerate(unique.tolist()):
-            members = order[bounds[k]:bounds[k + 1]]
-            target_name = self.names[target]
-            entry = self.model["groups"][target_name]
-            if entry["kind"] != "point":
-                name = synapse_names[syn]
-                factor = self.model["synapses"][name]["peak_factor"]
-            if entry["kind"] == "point":  # an event adds its weight (w in µS units, a pure number here)
-                targets = a["conn/target_index"][members]
-                on_pre = "m_post += int(not_refractory_post)*w/usiemens"
-            elif entry["kind"] == "spatial":
-                variable = name
+            bundles.setdefault((source, target, comp), []).append((syn, order[bounds[k]:bounds[k + 1]]))
+        for k, ((source, target, comp), types) in enumerate(bundles.items()):
+            for part in self._merged(types) if self.merge else [[t] for t in types]:
+                self._add_synapses(f"edges_{k}" + "".join(f"_{syn}" for syn, _ in part), source, target, part)
+
+    #: one Synapses object for the synapse types of a projection that share their connections
+    #: and plasticity (AMPA and NMDA of EXC -> EXC): one event queue and one code object per
+    #: step instead of one per type (False: one object per type, the same computation)
+    merge = True
+
+    def _merged(self, types: list) -> list:
+        """``types`` [(synapse type, connection indices)] of one (source, target, compartment)
+        split into lists whose members make identical connections (source, target, delay: the
+        connection indices of each aligned to the first's order) with the same plasticity."""
+        a = self.arrays
+        kind = self.model["groups"][self.names[int(a["conn/target_group"][types[0][1][0]])]]["kind"]
+        if kind == "point":
+            return [[t] for t in types]
+
+        def connections(members):
+            return (a["conn/source_index"][members], a["conn/target_index"][members], a["conn/delay"][members])
+
+        def plasticity(syn):
+            return self.model["synapses"][self.model["synapse_names"][syn]].get("plasticity")
+
+        parts = []
+        for syn, members in types:
+            for part in parts:
+                first = part[0][1]
+                if len(first) != len(members) or plasticity(part[0][0]) != plasticity(syn):
+                    continue
+                mine, theirs = np.lexsort(connections(members)), np.lexsort(connections(first))
+                if all(np.array_equal(x[mine], y[theirs]) for x, y in zip(connections(members), connections(first))):
+                    aligned = np.empty_like(members)
+                    aligned[theirs] = members[mine]
+                    part.append((syn, aligned))
+                    break
+            else:
+                parts.append([(syn, members)])
+        return parts
+
+    def _add_synapses(self, name: str, source: int, target: int, types: list):
+        """One Synapses object from group ``source`` to ``target`` carrying ``types``
+        [(synapse type, connection indices)], whose connections are the same, one for one."""
+        a = self.arrays
+        members = types[0][1]
+        target_name = self.names[target]
+        entry = self.model["groups"][target_name]
+        synapse_names = self.model["synapse_names"]
+        weights = ["w"] if len(types) == 1 else [f"w_{synapse_names[syn]}" for syn, _ in types]
+        equations = "\n".join(f"{w} : siemens" for w in weights)
+        plasticity = None
+        if entry["kind"] == "point":  # an event adds its weight (w in µS units, a pure number here)
+            targets = a["conn/target_index"][members]
+            on_pre = "m_post += int(not_refractory_post)*w/usiemens"
+        else:
+            if entry["kind"] == "spatial":
                 targets = (a["conn/target_index"][members] * entry["n"]
                            + np.asarray(entry["index"])[a["conn/compartment"][members]])
             else:
-                variable = f"{name}_{entry['compartments'][comp]}"
                 targets = a["conn/target_index"][members]
-            equations, plasticity = "w : siemens", None
-            if entry["kind"] != "point":
-                plasticity = self.model["synapses"][name].get("plasticity")
-                increment = f"w*{factor!r}"
-                before = after = ""
-                if plasticity is not None:
-                    equations, before, after, release = _plastic_synapse(plasticity)
+            syn_name = synapse_names[types[0][0]]
+            plasticity = self.model["synapses"][syn_name].get("plasticity")
+            before = after = ""
+            release = None
+            if plasticity is not None:
+                state, before, after, release = _plastic_synapse(plasticity)
+                equations += "\n" + state
+                after = "\n" + after
+            lines = []
+            for (syn, _), w in zip(types, weights):
+                syn_name = synapse_names[syn]
+                variable = syn_name if entry["kind"] == "spatial" else f"{syn_name}_{entry['compartments'][int(a['conn/compartment'][members[0]])]}"
+                increment = f"{w}*{self.model['synapses'][syn_name]['peak_factor']!r}"
+                if release is not None:
                     increment += f"*{release}*R_syn"
-                    after = "\n" + after
-                on_pre = before + f"B_{variable}_post += {increment}"
-                if self.model["synapses"][name]["tau_rise"] > 0:
-                    on_pre += f"\nA_{variable}_post += {increment}"
-                on_pre += after
-            obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], equations,
-                              on_pre=on_pre, name=f"edges_{k}", namespace={}, clock=self.clock)
-            source_entry = self.model["groups"][self.names[source]]
-            sources = a["conn/source_index"][members]
-            if source_entry["kind"] == "spatial":  # a spike of cell k comes from its soma compartment
-                sources = sources * source_entry["n"] + source_entry["soma"]
-            copies = source_entry.get("copies", 1)
-            if copies > 1:  # every copy of a virtual node (see the translator) makes the connection
-                members, targets = np.repeat(members, copies), np.repeat(targets, copies)
-                sources = np.repeat(sources, copies) * copies + np.tile(np.arange(copies), len(members) // copies)
-            if self.copies > 1:  # copy b connects its own cells: indices shifted by b group sizes
-                shift = np.repeat(np.arange(self.copies), len(members))
-                members = np.tile(members, self.copies)
-                sources = np.tile(sources, self.copies) + shift * len(self.arrays[f"gids/{self.names[source]}"])
-                targets = np.tile(targets, self.copies) + shift * len(self.arrays[f"gids/{target_name}"])
-            obj.connect(i=sources, j=targets)
-            obj.delay = a["conn/delay"][members] * b2.ms
-            if plasticity is not None:  # NeuroML's OnStart: resources full, release probability U
-                obj.R_syn = 1.0
-                if plasticity["tau_fac"] > 0:
-                    obj.u_syn = plasticity["release"]
-            self._synapses.append((obj, a["conn/weight_group"][members], a["conn/relative"][members]))
-            self.network.add(obj)
+                lines.append(f"B_{variable}_post += {increment}")
+                if self.model["synapses"][syn_name]["tau_rise"] > 0:
+                    lines.append(f"A_{variable}_post += {increment}")
+            on_pre = before + "\n".join(lines) + after
+        obj = b2.Synapses(self.groups[self.names[source]], self.groups[target_name], equations,
+                          on_pre=on_pre, name=name, namespace={}, clock=self.clock)
+        source_entry = self.model["groups"][self.names[source]]
+        sources = a["conn/source_index"][members]
+        if source_entry["kind"] == "spatial":  # a spike of cell k comes from its soma compartment
+            sources = sources * source_entry["n"] + source_entry["soma"]
+        copies = source_entry.get("copies", 1)
+        expanded = [m for _, m in types]
+        if copies > 1:  # every copy of a virtual node (see the translator) makes the connection
+            expanded, targets = [np.repeat(m, copies) for m in expanded], np.repeat(targets, copies)
+            sources = np.repeat(sources, copies) * copies + np.tile(np.arange(copies), len(members))
+        if self.copies > 1:  # copy b connects its own cells: indices shifted by b group sizes
+            shift = np.repeat(np.arange(self.copies), len(expanded[0]))
+            expanded = [np.tile(m, self.copies) for m in expanded]
+            sources = np.tile(sources, self.copies) + shift * len(self.arrays[f"gids/{self.names[source]}"])
+            targets = np.tile(targets, self.copies) + shift * len(self.arrays[f"gids/{target_name}"])
+        obj.connect(i=sources, j=targets)
+        obj.delay = a["conn/delay"][expanded[0]] * b2.ms
+        if plasticity is not None:  # NeuroML's OnStart: resources full, release probability U
+            obj.R_syn = 1.0
+            if plasticity["tau_fac"] > 0:
+                obj.u_syn = plasticity["release"]
+        for w, m in zip(weights, expanded):
+            self._synapses.append((obj, w, a["conn/weight_group"][m], a["conn/relative"][m]))
+        self.network.add(obj)
 
     # -- parameters ----------------------------------------------------------------------
     def set_params(self, params: dict):
@@ -443,8 +497,8 @@ class Simulation:
         if any(not n.startswith("noise.") for n in params):
             weights = self.model["weights"]
             scale = np.array([self.params[n] * u for n, u in zip(weights["names"], weights["units"])])
-            for obj, group, relative in self._synapses:
-                obj.w = scale[group] * relative * b2.usiemens
+            for obj, variable, group, relative in self._synapses:
+                setattr(obj, variable, scale[group] * relative * b2.usiemens)
         if float(self.network.t / b2.ms) == 0 and hasattr(self, "_runs"):
             self._start_noise_at_mean()  # before the first step: the noise starts at its (new) mean
 
