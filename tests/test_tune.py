@@ -15,7 +15,7 @@ import pytest
 from livn.spec import load_spec
 from livn.tools.generate import Culture2D, generate_2d
 from livn.tools.tune import (TARGETS, UNMEASURED, TuneConfig, check_targets, complete_trials, loss, open_study,
-                             promote, search_space, tune, tune_directory)
+                             promote, recover, search_space, tune, tune_directory)
 from tests.conftest import LIVN, run_livn
 
 # short protocols on a 20-neuron culture: a few seconds per trial
@@ -92,6 +92,30 @@ def test_parallel_workers_propose_different_parameters(tiny, tmp_path):
     study = optuna.load_study(study_name="livn-tune", storage=f"sqlite:///{path / 'study.db'}")
     proposals = {tuple(sorted(t.params.items())) for t in study.trials}
     assert len(study.trials) == 4 and len(proposals) == 4, proposals
+
+
+def test_recover_requeues_a_killed_runs_trials_but_keeps_one_that_finished_meanwhile(tmp_path, monkeypatch):
+    """A trial read as RUNNING may finish before it is failed (a worker of the killed run
+    ending it): its result stays and it is not queued again; a really stale one is failed and
+    queued with the same parameters."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    space = {"x": FloatDistribution(0.0, 1.0)}
+    finishing, stale = study.ask(space), study.ask(space)
+    snapshot = study.get_trials(states=(TrialState.RUNNING,))
+    study.tell(finishing, 0.5)
+    read = study.get_trials
+    monkeypatch.setattr(study, "get_trials", lambda *a, states=None, **k:
+                        snapshot if states == (TrialState.RUNNING,) else read(*a, states=states, **k))
+    assert recover(study) == 1
+    trials = read()
+    assert trials[finishing.number].state == TrialState.COMPLETE and trials[finishing.number].value == 0.5
+    assert trials[stale.number].state == TrialState.FAIL
+    queued = [t for t in trials if t.state == TrialState.WAITING]
+    assert [t.params for t in queued] == [{"x": stale.params["x"]}]
 
 
 @pytest.mark.slow

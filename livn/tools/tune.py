@@ -246,11 +246,14 @@ def recover(study) -> int:
     how many."""
     from optuna.trial import TrialState
 
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in stale:
-        study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, skip_if_exists=True)
-    return len(stale)
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        # one that finished since it was read (a worker of the killed run still ending its
+        # trial) keeps its result
+        if study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True).state == TrialState.FAIL:
+            study.enqueue_trial(trial.params)
+            failed += 1
+    return failed
 
 
 def tune(system: str, trials: int, config: TuneConfig, workers: int = 1, root=None, progress: bool = True) -> Path:
