@@ -115,7 +115,7 @@ def test_recover_requeues_a_killed_runs_trials_but_keeps_one_that_finished_meanw
     assert trials[finishing.number].state == TrialState.COMPLETE and trials[finishing.number].value == 0.5
     assert trials[stale.number].state == TrialState.FAIL
     queued = [t for t in trials if t.state == TrialState.WAITING]
-    assert [t.params for t in queued] == [{"x": stale.params["x"]}]
+    assert [t.system_attrs["fixed_params"] for t in queued] == [{"x": stale.params["x"]}]
 
 
 @pytest.mark.slow
