@@ -371,8 +371,8 @@ class Simulation:
         for k, (syn, source, target, comp) in enumerate(unique.tolist()):
             bundles.setdefault((source, target, comp), []).append((syn, order[bounds[k]:bounds[k + 1]]))
         for k, ((source, target, comp), types) in enumerate(bundles.items()):
-            for part in self._merged(types) if self.merge else [[t] for t in types]:
-                self._add_synapses(f"edges_{k}" + "".join(f"_{syn}" for syn, _ in part), source, target, part)
+            for j, part in enumerate(self._merged(types) if self.merge else [[t] for t in types]):
+                self._add_synapses(f"edges_{k}_{j}", source, target, part)
 
     #: one Synapses object for the synapse types of a projection that share their connections
     #: and plasticity (AMPA and NMDA of EXC -> EXC): one event queue and one code object per
