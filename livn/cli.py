@@ -463,16 +463,19 @@ def _gids_of(system, reports):
               help="ms discarded (< duration) [default: 2000, while the depressing synapses settle after the onset; "
                    "200 for such trees; at most half the duration]")
 @click.option("--backend", type=click.Choice(target_names()), default=None)
+@click.option("--response", is_flag=True,
+              help="Also run the stimulated protocol at 5, 10, 15, 20, 25 and 30 uA per channel (the range "
+                   "`livn systems sample` draws from) and report the rate per amplitude and whether it is monotonic.")
 @click.option("--plot", "picture", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="PNG",
               help="Also draw the spontaneous run into this PNG: raster, population rate with the detected network "
                    "bursts, avalanche sizes and durations with their fitted power laws.")
 @_SCALE
 @user_errors
-def dynamics(target, duration, transient, backend, picture, scale) -> None:
+def dynamics(target, duration, transient, backend, picture, scale, response) -> None:
     """Measure a system's defaults: spontaneous and stimulated rates; from the spontaneous run the
     branching ratio (multistep regression), neuronal avalanches and MEA channel and network bursts."""
     from .env import Env
-    from .protocols import default_protocol, measure
+    from .protocols import RESPONSE_AMPLITUDES, default_protocol, measure
 
     if duration is not None and transient is not None and transient >= duration:
         raise click.BadParameter(f"--transient ({transient:g} ms) must be shorter than --duration ({duration:g} ms)")
@@ -491,7 +494,7 @@ def dynamics(target, duration, transient, backend, picture, scale) -> None:
     lead = World().rank == 0
     if lead:
         click.echo(f"{system.name} ({system.num_neurons} neurons), default parameters, {env.backend}")
-    measured = measure(env, duration, transient)
+    measured = measure(env, duration, transient, response=RESPONSE_AMPLITUDES if response else ())
     if not lead:
         return
     click.echo(measured.report())

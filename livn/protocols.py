@@ -39,6 +39,9 @@ from .measures import (BRANCHING_BIN, LIKELIHOOD_P, MIN_FIT, Avalanches, Network
 
 STIMULUS_AMPLITUDE = 20.0  # µA per channel
 STIMULUS_RATE = 10.0  # Hz
+#: µA per channel of the response curve (``measure(response=...)``, ``livn dynamics --response``):
+#: the range ``livn systems sample`` draws its amplitudes from by default
+RESPONSE_AMPLITUDES = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
 #: lags of the multistep regression, bins (multistep_branching_ratio's default: 160 ms at 4 ms bins)
 BRANCHING_STEPS = 40
 
@@ -51,7 +54,9 @@ class Dynamics:
     channels (None without an MEA or, for avalanches, without two channel events) and, for a
     system whose input drives are theta-modulated, each population's locking to that rhythm
     (population -> (vector strength, preferred phase rad, Rayleigh p)). ``spikes`` keeps the
-    spontaneous run's (gids, times ms) for :func:`livn.plot.plot_dynamics`."""
+    spontaneous run's (gids, times ms) for :func:`livn.plot.plot_dynamics`. ``response``, when
+    measured, maps amplitudes (µA, the stimulated protocol's among them) to the overall
+    stimulated rate (Hz)."""
 
     spontaneous: dict
     stimulated: dict
@@ -63,6 +68,7 @@ class Dynamics:
     avalanches: Avalanches | None = None
     bursts: NetworkBursts | None = None
     spikes: tuple | None = field(default=None, repr=False, compare=False)
+    response: dict | None = None
 
     def report(self) -> str:
         def rates(d):
@@ -78,11 +84,31 @@ class Dynamics:
         return (f"spontaneous mean rate: {rates(self.spontaneous)}\n"
                 f"stimulated mean rate:  {rates(self.stimulated)}  ({STIMULUS_AMPLITUDE:g} uA biphasic pulses "
                 f"on every channel at {STIMULUS_RATE:g} Hz)\n"
+                + _response_line(self.response)
                 + branching_line(self.branching_ratio)
                 + _avalanche_lines(self.avalanches, self.duration - self.transient)
                 + _burst_lines(self.bursts)
                 + locking +
                 f"measured over {self.duration - self.transient:g} ms after a {self.transient:g} ms transient")
+
+
+def monotonic_until(response: dict) -> float | None:
+    """The first amplitude of ``response`` (µA -> Hz) whose rate is below the one before it,
+    or None when the rate never falls as the amplitude grows."""
+    amplitudes = sorted(response)
+    for low, high in zip(amplitudes, amplitudes[1:]):
+        if response[high] < response[low]:
+            return high
+    return None
+
+
+def _response_line(response: dict | None) -> str:
+    if not response:
+        return ""
+    falls = monotonic_until(response)
+    verdict = "monotonic" if falls is None else f"not monotonic: lower at {falls:g} uA than below it"
+    return ("stimulus response:     " + ", ".join(f"{a:g} uA {response[a]:.2f} Hz" for a in sorted(response))
+            + f"  ({verdict})\n")
 
 
 def branching_line(m: float) -> str:
@@ -218,10 +244,16 @@ def _avalanches(channels: list, start: float, stop: float) -> Avalanches | None:
 
 
 def measure(env, duration: float = 7000.0, transient: float = 2000.0, amplitude: float = STIMULUS_AMPLITUDE,
-            rate: float = STIMULUS_RATE, progress: bool = True) -> Dynamics:
+            rate: float = STIMULUS_RATE, progress: bool = True, response: tuple = ()) -> Dynamics:
     """Run both protocols on ``env`` (cleared before each; recording spikes) and measure.
 
-    ``progress`` False: no progress bar even on a terminal (runs inside a tuning loop)."""
+    ``progress`` False: no progress bar even on a terminal (runs inside a tuning loop).
+    ``response``: further amplitudes (µA, e.g. ``RESPONSE_AMPLITUDES``) at which the stimulated
+    protocol runs again, for the response curve (its overall rate per amplitude)."""
+    for value in response:
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"response amplitudes must be finite and > 0 uA, found {value!r}")
+
     def run(stimulus, label):
         if not progress:
             return env.run(duration, stimulus=stimulus)
@@ -243,7 +275,17 @@ def measure(env, duration: float = 7000.0, transient: float = 2000.0, amplitude:
     env.clear()
     n = env.system.num_channels
     spikes = (it, t)
-    it, t = run(pulse_train(duration, range(n), n, amplitude, rate, dt=env.dt), "stimulated")[:2]
-    stimulated = _rates(env, it, t, transient, duration)
-    env.clear()
-    return Dynamics(spontaneous, stimulated, ratio, duration, transient, frequency, theta, avalanches, bursts, spikes)
+
+    def stimulated_rates(current: float) -> dict:
+        it, t = run(pulse_train(duration, range(n), n, current, rate, dt=env.dt), f"stimulated {current:g} uA")[:2]
+        env.clear()
+        return _rates(env, it, t, transient, duration)
+
+    stimulated = stimulated_rates(amplitude)
+    curve = None
+    if response:
+        curve = {float(amplitude): stimulated["all"]}
+        for current in sorted(set(map(float, response)) - {float(amplitude)}):
+            curve[current] = stimulated_rates(current)["all"]
+    return Dynamics(spontaneous, stimulated, ratio, duration, transient, frequency, theta, avalanches, bursts, spikes,
+                    curve)

@@ -19,13 +19,15 @@ def test_ei2_defaults_give_the_target_dynamics():
     """Rates within the tuning's bounds and near-critical collective activity (m ~ 1 by
     multistep regression; EI2's spontaneous activity moves in slow waves and brief network
     bursts), from 2 s after the 2 s onset."""
-    dynamics = measure(make("EI2"), duration=4000.0, transient=2000.0)
+    dynamics = measure(make("EI2"), duration=4000.0, transient=2000.0, response=(10.0, 30.0))
     spontaneous, stimulated = dynamics.spontaneous, dynamics.stimulated
     report = dynamics.report()
     assert 1.0 <= spontaneous["all"] <= 6.0, report
     assert spontaneous["EXC"] > 0.5 and spontaneous["INH"] > spontaneous["EXC"], "both active, INH the faster"
     assert 6.0 <= stimulated["all"] <= 20.0, report
     assert stimulated["all"] > 2 * spontaneous["all"]
+    # the response grows over sample's amplitude range (20 uA: 11.1 Hz over 10 s)
+    assert dynamics.response[10.0] < stimulated["all"] < dynamics.response[30.0], report
     assert 0.8 <= dynamics.branching_ratio <= 1.05, report  # tuned: 0.98 over 10 s on both targets
     assert len(dynamics.avalanches.sizes) > 50, report  # ~70 per second of MEA events
     assert dynamics.bursts.active == 16 and 0 <= dynamics.bursts.fraction_in_channel_bursts < 1, report
@@ -162,3 +164,30 @@ def test_measure_takes_the_collective_figures_from_the_spontaneous_run():
     assert bursts.interval_mean == pytest.approx(0.5, abs=0.01)
     assert 0 < dynamics.branching_ratio <= 1.5 and len(dynamics.avalanches.sizes) > 50
     assert dynamics.spikes[1] is env.t
+
+
+class _SaturatingEnv(_BurstingEnv):
+    """A stimulated run keeps the spikes of a whole number of copies that grows with the pulses'
+    amplitude up to 20 µA and falls beyond it (depolarisation block, say)."""
+
+    COPIES = {5.0: 1, 10.0: 2, 20.0: 4, 30.0: 3}
+
+    def run(self, duration, stimulus=None):
+        self.calls.append(None if stimulus is None else float(np.abs(stimulus).max()))
+        copies = 1 if stimulus is None else self.COPIES[round(float(np.abs(stimulus).max()))]
+        return np.tile(self.it, copies), np.concatenate([self.t + k for k in range(copies)])
+
+
+def test_the_response_curve_runs_each_amplitude_once_and_says_where_it_falls():
+    env = _SaturatingEnv()
+    dynamics = measure(env, duration=3000.0, transient=200.0, progress=False, response=(10.0, 30.0, 5.0, 20.0))
+    assert env.calls == [None, 20.0, 5.0, 10.0, 30.0]  # the stimulated protocol's amplitude is not run twice
+    rates = dynamics.response
+    assert list(rates) == [20.0, 5.0, 10.0, 30.0] and rates[20.0] == dynamics.stimulated["all"]
+    assert rates[10.0] == pytest.approx(2 * rates[5.0], rel=0.01) and rates[30.0] < rates[20.0]
+    assert "(not monotonic: lower at 30 uA than below it)" in dynamics.report()
+    rising = Dynamics({"A": 1.0}, {"A": 2.0}, 0.5, 600.0, 100.0, response={20.0: 2.0, 5.0: 1.0, 30.0: 2.0}).report()
+    assert "stimulus response:     5 uA 1.00 Hz, 20 uA 2.00 Hz, 30 uA 2.00 Hz  (monotonic)\n" in rising
+    assert "stimulus response" not in Dynamics({"A": 1.0}, {"A": 2.0}, 0.5, 600.0, 100.0).report()
+    with pytest.raises(ValueError, match="finite and > 0 uA, found nan"):
+        measure(env, duration=3000.0, transient=200.0, progress=False, response=(float("nan"),))
