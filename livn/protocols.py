@@ -19,10 +19,11 @@ The spontaneous run also gives the culture's collective figures:
   inter-event interval as Beggs & Plenz prescribe;
 - channel and network bursts of the MEA channels (after Wagenaar, Pine & Potter 2006).
 
-20 µA at 10 Hz (chosen 2026-11-25 with the tuned EI defaults): ~106 mV at the electrode
-(52 µm below the cells); each pulse evokes about one extra spike per cell on average, so the
-stimulated mean rate is ~13-14 Hz (EI2 13.5, EI3 14.0) against ~3.8 Hz spontaneous. 15 µA
-gives ~10 Hz (EI2); stronger pulses add little (40 µA: EI2 15.9, EI3 9.7 Hz).
+20 µA at 10 Hz (chosen 2026-11-25): ~106 mV at the electrode (52 µm below the cells); each
+pulse evokes about one extra spike per cell, so the stimulated mean rate is ~11-14 Hz against
+~3 Hz spontaneous. The response over ``RESPONSE_AMPLITUDES`` (2026-12-03, Brian2; NEURON
+within 0.15 Hz): EI2 3.1, 6.9, 9.4, 11.2, 13.6, 14.5 Hz; EI3 4.2, 9.4, 12.5, 14.2, 14.9,
+14.7 Hz (saturated at about one spike per cell and pulse from 25 µA).
 """
 
 from __future__ import annotations
