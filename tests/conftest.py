@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import platformdirs
 import pytest
 
 from livn.resources import resource_dir
@@ -24,17 +25,33 @@ def livn_cache(tmp_path_factory) -> Path:
     return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "livn-cache"
 
 
+#: compiled NEURON mechanisms kept between test sessions, as Brian2 keeps its compiled code in
+#: ~/.cython: entries are named by the hash of what they compile (.mod texts, NEURON's version,
+#: the platform), so a session can only find what it would have compiled itself; a fresh
+#: machine's first session compiles them all (~50 nrnivmodl runs, ~10 CPU minutes)
+COMPILED = Path(platformdirs.user_cache_dir("livn-tests"))
+
+
+@pytest.fixture(scope="session")
+def nrnmech_cache() -> Path:
+    """Where livn's compiled mechanisms go in this session (``LIVN_NRNMECH_CACHE``)."""
+    return COMPILED / "nrnmech"
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _private_cache(livn_cache):
-    """Everything livn caches (predefined systems, compiled mechanisms) goes to the session's
-    cache, for module and session fixtures too (hence session scope)."""
-    previous = os.environ.get("LIVN_CACHE")
-    os.environ["LIVN_CACHE"] = str(livn_cache)
+def _private_cache(livn_cache, nrnmech_cache):
+    """Everything livn caches goes to the session's cache (predefined systems) or to the
+    suite's cache of compiled mechanisms, for module and session fixtures too (hence session
+    scope)."""
+    settings = {"LIVN_CACHE": str(livn_cache), "LIVN_NRNMECH_CACHE": str(nrnmech_cache)}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield
-    if previous is None:
-        os.environ.pop("LIVN_CACHE", None)
-    else:
-        os.environ["LIVN_CACHE"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

@@ -83,8 +83,40 @@ def run_network_export(lems: str, cwd: Path, timeout: float = 900) -> Path:
 
 def compile_and_run(script: Path, timeout: float = 900) -> None:
     """nrnivmodl in the script's directory, then the script."""
-    for command in (["nrnivmodl"], [sys.executable, script.name, "-nogui"]):
-        run(command, script.parent, timeout)
+    nrnivmodl(script.parent, timeout=timeout)
+    run([sys.executable, script.name, "-nogui"], script.parent, timeout)
+
+
+def nrnivmodl(folder: Path, mods: list[str] | None = None, timeout: float = 900) -> None:
+    """``nrnivmodl`` of ``mods`` (names of .mod files in ``folder``; default all of them) in
+    ``folder``, or a copy of the ``x86_64/`` an identical compile left in the suite's cache
+    (conftest.COMPILED; keyed by the .mod texts, NEURON's version and the platform): jNeuroML's
+    exports of unchanged cells compile to the same library in every session."""
+    import hashlib
+    import platform
+    import shutil
+    import tempfile
+    from importlib.metadata import version
+
+    from conftest import COMPILED
+
+    names = sorted(mods) if mods is not None else sorted(p.name for p in folder.glob("*.mod"))
+    digest = hashlib.sha256(f"jnml-nrnivmodl-1\n{version('neuron')}\n{platform.machine()}\n".encode())
+    for name in names:
+        digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
+    entry = COMPILED / "nrnivmodl" / digest.hexdigest()
+    arch = platform.machine()
+    if not (entry / arch).is_dir():
+        run(["nrnivmodl", *(mods or [])], folder, timeout)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".partial-"))
+        shutil.copytree(folder / arch, scratch / arch, symlinks=True)
+        try:
+            scratch.rename(entry)  # atomic: a concurrent compile of the same files may have won
+        except OSError:
+            shutil.rmtree(scratch)
+        return
+    shutil.copytree(entry / arch, folder / arch, symlinks=True)
 
 
 def _amp_id(amp: float) -> str:

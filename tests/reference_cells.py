@@ -268,7 +268,7 @@ def ca1_steps(root: Path, steps: dict, cvode_tol: float | None = None, record_v=
     # PYR: kap on radTprox, kad and the pin on radTmed/dist1-3
     assert _single_section_groups(run_dir) >= (5 if "PYR" in types else 0)
     timeout = 4 * 3600
-    jneuroml.run(["nrnivmodl"], run_dir, timeout)
+    jneuroml.nrnivmodl(run_dir, timeout=timeout)
     out, times = {}, []
     for cells, recorded, script in networks:
         jneuroml.run([sys.executable, script.name, "-nogui"], run_dir, timeout)

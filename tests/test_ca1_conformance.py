@@ -63,13 +63,13 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def cells(livn_cache):
-    """The 12 cells, their mechanisms compiled together once (in this session's cache, not the
-    user's) and loaded into this process."""
+def cells(nrnmech_cache):
+    """The 12 cells, their mechanisms compiled together once (in the suite's cache of compiled
+    mechanisms, not the user's) and loaded into this process."""
     from livn.targets.neuron import nmodl
 
     cells = {t: read_cell(SPECS / "cells" / f"{t}.cell.nml", t) for t in CA1_TYPES}
-    nmodl.load_mechanisms(nmodl.mechanisms(cells.values()), cache=livn_cache / "nrnmech")
+    nmodl.load_mechanisms(nmodl.mechanisms(cells.values()), cache=nrnmech_cache)
     return cells
 
 

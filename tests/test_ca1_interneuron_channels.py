@@ -21,7 +21,6 @@ Both run in temporary directories, so no generated .mod/.hoc/x86_64 lands in the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -540,11 +539,7 @@ def neuron_export(tmp_path_factory):
     assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
     mods = sorted(p.stem for p in run_dir.glob("*.mod"))
     assert set(REFERENCE) | set(POOLS) <= set(mods), mods
-    env = dict(os.environ, PATH=f"{jneuroml.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    comp = subprocess.run([str(jneuroml.VENV_BIN / "nrnivmodl"),
-                           *[f"{m}.mod" for m in sorted(set(REFERENCE) | set(POOLS))]],
-                          cwd=run_dir, env=env, capture_output=True, text=True, timeout=900)
-    assert comp.returncode == 0, (comp.stdout + comp.stderr)[-5000:]
+    jneuroml.nrnivmodl(run_dir, [f"{m}.mod" for m in sorted(set(REFERENCE) | set(POOLS))])
     lib = next(run_dir.glob("*/libnrnmech.so"))
     spec = {"temperatures": [T_CA1, 24.0], "channels": {}, "pools": {p: [r, t] for p, (r, t, _) in POOLS.items()}}
     for cid, (_, gates, kind) in REFERENCE.items():

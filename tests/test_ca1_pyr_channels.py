@@ -660,7 +660,7 @@ def nrn_export(tmp_path_factory):
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "All valid and no warnings" in out, out[-4000:]
     jneuroml.export_neuron("LEMS_pyr_channels.xml", run_dir)
-    jneuroml.run(["nrnivmodl", "."], run_dir)
+    jneuroml.nrnivmodl(run_dir)
     return run_dir
 
 

@@ -653,7 +653,7 @@ def test_numpy_rates_match_jneuroml_mods_for_every_channel(tmp_path):
         '<Simulation id="sim" length="1ms" step="0.025ms" target="sweep_net"/></Lems>')
     # only the exported mods are used, so export_neuron's check of the script does not apply
     jneuroml.run([str(jneuroml.PYNML), "LEMS_sweep.xml", "-neuron", "-nogui"], folder, JNEUROML_TIMEOUT)
-    jneuroml.run(["nrnivmodl"], folder, JNEUROML_TIMEOUT)
+    jneuroml.nrnivmodl(folder, timeout=JNEUROML_TIMEOUT)
     (folder / "sweep.py").write_text(_SWEEP)
     cai_grid = [5e-6, 5e-5, 1e-3, 2e-2]
     for celsius in (36.0, 24.0):

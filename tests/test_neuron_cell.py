@@ -43,10 +43,10 @@ def _synapse(name: str):
 
 
 @pytest.fixture(scope="session")
-def nrn_cache(livn_cache):
-    # the session's private cache (conftest's LIVN_CACHE), given explicitly: session fixtures
-    # run before the per-test environment is set
-    return livn_cache / "nrnmech"
+def nrn_cache(nrnmech_cache):
+    # the suite's cache of compiled mechanisms (conftest's LIVN_NRNMECH_CACHE), given
+    # explicitly: session fixtures run before the per-test environment is set
+    return nrnmech_cache
 
 
 @pytest.fixture(scope="session")

@@ -165,7 +165,7 @@ def test_compiled_neuron_directory_runs_under_mpiexec(tmp_path):
     cache = tmp_path / "empty-cache"
     done = subprocess.run([str(BIN / "mpiexec"), "-n", "2", sys.executable, str(out / "run.py"), "--duration", "100"],
                           capture_output=True, text=True, timeout=900, cwd=tmp_path,
-                          env={**os.environ, "LIVN_CACHE": str(cache)})
+                          env={**os.environ, "LIVN_CACHE": str(cache), "LIVN_NRNMECH_CACHE": str(cache / "nrnmech")})
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (cache / "nrnmech").exists(), "run.py must use the directory's own compiled mechanisms"
     assert json.loads(done.stdout.strip().splitlines()[-1])["ranks"] == 2

@@ -870,10 +870,15 @@ def mod_digest(files: dict[str, str], coreneuron: bool = False) -> str:
 
 
 def cache_directory() -> Path:
-    """Where compiled mechanisms are kept: ``<livn cache>/nrnmech``."""
+    """Where compiled mechanisms are kept: ``$LIVN_NRNMECH_CACHE`` or ``<livn cache>/nrnmech``.
+
+    Entries are named by :func:`mod_digest` (the .mod texts, NEURON's version, the platform),
+    so one directory can serve several livn caches (the test suite's sessions share one)."""
+    import os
+
     from ...system import cache_root
 
-    return cache_root() / "nrnmech"
+    return Path(os.environ.get("LIVN_NRNMECH_CACHE") or cache_root() / "nrnmech").absolute()
 
 
 def _library(directory: Path, stem: str) -> Path | None:
