@@ -551,7 +551,7 @@ def neuron_export(tmp_path_factory):
     (ev_dir / "spec.json").write_text(json.dumps(spec))
     (ev_dir / "evaluate.py").write_text(NEURON_EVAL)
     ev = subprocess.run([sys.executable, "evaluate.py", str(lib), "spec.json", "out.json"],
-                        cwd=ev_dir, env=env, capture_output=True, text=True, timeout=600)
+                        cwd=ev_dir, env=jneuroml.environment(), capture_output=True, text=True, timeout=600)
     assert ev.returncode == 0, (ev.stdout + ev.stderr)[-5000:]
     return json.loads((ev_dir / "out.json").read_text())
 
