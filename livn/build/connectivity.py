@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..spec import Projection, SystemSpec
 from .streams import Streams
@@ -46,6 +45,9 @@ def connect(spec: SystemSpec, positions: np.ndarray, projection: Projection, tar
     if len(target_gids) == 0 or len(source_gids) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Connections(projection, empty, empty, np.zeros(0))
+    # imported here, as in mea.py: scipy.spatial would double `livn validate`'s start-up
+    from scipy.spatial import cKDTree
+
     kernel = projection.kernel
     pairs = cKDTree(positions[target_gids]).sparse_distance_matrix(
         cKDTree(positions[source_gids]), kernel.max_distance, output_type="ndarray")
