@@ -120,6 +120,21 @@ def test_building_a_predefined_system_without_output_never_writes_into_a_folder_
 
 
 # -- damaged caches and circuits -------------------------------------------------------------------
+def test_a_file_where_compiled_mechanisms_go_is_refused_naming_the_setting(tmp_path):
+    """LIVN_NRNMECH_CACHE naming a file: exit 1, the setting and the path named, no traceback,
+    nothing written (the file untouched)."""
+    from conftest import LIVN
+
+    afile = tmp_path / "not-a-folder"
+    afile.write_text("mine")
+    env = {**os.environ, "LIVN_NRNMECH_CACHE": str(afile)}
+    done = subprocess.run([LIVN, "run", "EI1", "--backend", "neuron", "--duration", "20", "-o", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "LIVN_NRNMECH_CACHE must be a directory" in done.stderr + done.stdout and str(afile) in done.stderr
+    assert afile.read_text() == "mine" and not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("damage", ["truncate edges", "delete config", "delete nodes"])
 def test_a_damaged_cache_entry_is_rebuilt(damage, tmp_path, monkeypatch):
     from livn.system import System, predefined

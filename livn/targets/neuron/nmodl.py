@@ -878,7 +878,12 @@ def cache_directory() -> Path:
 
     from ...system import cache_root
 
-    return Path(os.environ.get("LIVN_NRNMECH_CACHE") or cache_root() / "nrnmech").absolute()
+    setting = os.environ.get("LIVN_NRNMECH_CACHE")
+    directory = Path(setting or cache_root() / "nrnmech").absolute()
+    if directory.exists() and not directory.is_dir():
+        where = "LIVN_NRNMECH_CACHE" if setting else "the livn cache's nrnmech"
+        raise NotADirectoryError(f"{where} must be a directory for compiled mechanisms, found a file: {directory}")
+    return directory
 
 
 def _library(directory: Path, stem: str) -> Path | None:
