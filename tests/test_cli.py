@@ -71,6 +71,19 @@ def test_run_writes_a_spike_report_and_a_raster(tmp_path):
     assert (tmp_path / "run" / "raster.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_neuron_runs_say_nothing_about_a_missing_display(tmp_path):
+    """On a headless machine NEURON's import used to print "Warning: no DISPLAY environment
+    variable" into every NEURON command's output."""
+    from conftest import LIVN
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "NEURON_MODULE_OPTIONS")}
+    result = subprocess.run([LIVN, "run", "EI1", "--backend", "neuron", "--duration", "50", "-o", str(tmp_path / "run")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "EI1: 50 ms simulated" in result.stdout
+    assert "DISPLAY" not in result.stdout + result.stderr
+
+
 # --------------------------------------------------------------------------- user errors
 
 
