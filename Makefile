@@ -23,11 +23,11 @@ run: $(STAMP)
 
 # Everything, slow tests included (what CI runs).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not mpi"
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not mpi"
 	$(BIN)/python -m pytest -m mpi
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow and not mpi"
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not slow and not mpi"
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/build.py

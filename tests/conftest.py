@@ -15,6 +15,26 @@ from livn.resources import resource_dir
 
 LIVN = str(Path(sys.executable).parent / "livn")
 
+#: the longest test files (CPU seconds of one full run on this 2-core machine, 2026-12-03, with
+#: the compiled mechanisms cached) are collected first. xdist hands out whole files in collection
+#: order (--dist loadfile --no-loadscope-reorder, the Makefile's test command): a long file
+#: handed out last left one worker running alone for ~4 min while the other idled.
+LONGEST_FIRST = ("test_neuroml_ca1.py",  # 390 s
+                 "test_neuroml_export.py",  # 356
+                 "test_brian2.py",  # 281
+                 "test_ca1_cells.py",  # 201
+                 "test_ca1_conformance.py",  # 186
+                 "test_neuron_network.py",  # 171
+                 "test_conformance.py",  # 167
+                 "test_fuzz.py",  # ~160 since livn validate starts faster
+                 "test_neuron_bmtk.py",  # 160
+                 "test_brian2_spatial.py")  # 151
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session")
 def livn_cache(tmp_path_factory) -> Path:
