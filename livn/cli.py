@@ -683,10 +683,14 @@ def sample_command(system, trials, duration, warmup, seed, amplitude, rate, volt
               help="Processes running trials at once on the shared study.")
 @click.option("--promote", is_flag=True,
               help="Write the best parameters into the spec's defaults, with the measured figures beside them.")
+@click.option("--scale", type=float, default=1.0, show_default=True, callback=_finite(0.0, maximum=1.0),
+              help="Tune on this fraction of a predefined system or spec: area and cell counts scale, densities "
+                   "and synapses per cell stay, so a patch of a large culture (e.g. EI4 at 0.1: 1,000 cells) "
+                   "costs a tenth per trial. Check the promoted defaults at full size with `livn dynamics`.")
 @_LAUNCH
 @user_errors
 def tune_command(system, trials, duration, transient, factor, parameters, targets, seed, backend, workers, promote,
-                 launch) -> None:
+                 scale, launch) -> None:
     """Search a system's weights and noise toward target dynamics (Optuna TPE; resumable).
 
     Default targets: spontaneous ~3 Hz with no population below 1.5 Hz, stimulated ~12 Hz,
@@ -710,13 +714,15 @@ def tune_command(system, trials, duration, transient, factor, parameters, target
         if not str(system).endswith((".yaml", ".yml")) and system not in predefined_names():
             raise click.UsageError(f"--promote writes into a spec: give a spec file or a predefined system, found {system}")
         spec = resolve_spec(system)
-    circuit = resolve_circuit(system)
-    space = search_space(System(circuit).default_params(), config)
+    circuit = resolve_circuit(system, scale)
+    tuned = System(circuit)
+    space = search_space(tuned.default_params(), config)
     run, _ = tune_directory(str(circuit), config)
     stored = len(complete_trials(open_study(run, config))) if (run.path / "study.db").exists() else 0
     if not launch:
         click.echo(f"study: {run.path}\n{stored} of {trials} trials there; would run {max(trials - stored, 0)} "
-                   f"({2 * duration:g} ms of simulation each, {backend}, {workers} worker(s))")
+                   f"({2 * duration:g} ms of simulation each, {backend}, {workers} worker(s), "
+                   f"{tuned.num_neurons} neurons{f' (scale {scale:g})' if scale != 1.0 else ''})")
         for name, (low, high) in space.items():
             click.echo(f"  {name:<24} {low:.4g} .. {high:.4g}")
         click.echo("targets: " + json_module.dumps(goals))
@@ -731,7 +737,7 @@ def tune_command(system, trials, duration, transient, factor, parameters, target
         click.echo(f"  {name:<24} {value:.4g}")
     click.echo("figures: " + ", ".join(f"{k} {v:.3g}" for k, v in result["figures"].items() if v is not None))
     if promote:
-        click.echo(f"promoted into {write_spec(spec, result, path)}")
+        click.echo(f"promoted into {write_spec(spec, result, path, scale)}")
 
 if __name__ == "__main__":
     main()

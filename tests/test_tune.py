@@ -177,6 +177,8 @@ def test_promote_writes_the_parameters_and_the_figures(spec_copy):
     text = path.read_text()
     assert text.count("# Promoted") == 1 and "/runs/y" in text
     assert load_spec(path).default_params()["EXC->EXC.AMPA"] == 6.0
+    promote(path, result, "/runs/z", scale=0.1)  # figures of a patch say so
+    assert "best of 12 trials at scale 0.1," in path.read_text()
 
 
 def test_cli_plans_without_launch(tiny, tmp_path):
@@ -186,7 +188,20 @@ def test_cli_plans_without_launch(tiny, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_patch_has_its_own_study(tiny, tmp_path):
+    """--scale tunes on a fraction of the culture (same densities and in-degree): its own circuit,
+    so its own study."""
+    plans = [run_livn("systems", "tune", tiny, *options, env={"LIVN_CACHE": str(tmp_path)})
+             for options in ((), ("--scale", "0.5"))]
+    assert all(p.returncode == 0 for p in plans), plans[-1].stderr
+    assert "20 neurons)" in plans[0].stdout and "10 neurons (scale 0.5)" in plans[1].stdout
+    studies = [p.stdout.splitlines()[0] for p in plans]
+    assert studies[0].startswith("study: ") and studies[0] != studies[1]
+
+
 @pytest.mark.parametrize("options, message", [
+    (["--scale", "0"], "finite number > 0 and <= 1"),
+    (["--scale", "1.5"], "finite number > 0 and <= 1"),
     (["--factor", "0.5"], "finite number > 1"),
     (["--trials", "0"], "integer >= 1"),
     (["--transient", "500", "--duration", "400"], "shorter than duration"),
@@ -210,3 +225,6 @@ def test_bad_targets_file_is_refused_with_its_name(tiny, tmp_path):
 def test_promote_needs_a_spec(tmp_path, circuits):
     result = run_livn("systems", "tune", circuits["EI1"], "--promote", env={"LIVN_CACHE": str(tmp_path)})
     assert result.returncode == 2 and "--promote writes into a spec" in result.stderr
+    result = run_livn("systems", "tune", circuits["EI1"], "--scale", "0.5", env={"LIVN_CACHE": str(tmp_path)})
+    assert result.returncode == 1 and "is a circuit, built already" in result.stderr
+    assert "Traceback" not in result.stderr

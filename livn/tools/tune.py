@@ -344,9 +344,11 @@ def _write_result(run: RunDirectory, study, config: TuneConfig) -> dict:
     return result
 
 
-def promote(spec_path, result: dict, run_path) -> Path:
+def promote(spec_path, result: dict, run_path, scale: float = 1.0) -> Path:
     """Write the best parameters into the spec's defaults, the measured figures in a comment
-    beside them; the spec is validated before it replaces the file (atomically)."""
+    beside them; the spec is validated before it replaces the file (atomically). ``scale``:
+    the fraction of the system the trials ran (said in the comment: the figures are the
+    patch's)."""
     import re
     import tempfile
 
@@ -384,7 +386,8 @@ def promote(spec_path, result: dict, run_path) -> Path:
         raise ValueError(f"{path}: cannot find the line(s) of {', '.join(sorted(missing))} to write "
                          f"(expected under defaults.weights / noise)")
     figures_text = ", ".join(f"{k} {v:.3g}" for k, v in result["figures"].items() if v is not None)
-    note = (f"  # Promoted {result['written'][:10]} by `livn systems tune` (best of {result['trials']} trials, "
+    patch = f" at scale {scale:g}" if scale != 1.0 else ""
+    note = (f"  # Promoted {result['written'][:10]} by `livn systems tune` (best of {result['trials']} trials{patch}, "
             f"loss {result['loss']:.3g}; {run_path}):\n  #   {figures_text}\n")
     start = next((i + 1 for i, line in enumerate(lines) if re.match(r"^defaults:", line)), None)
     if start is None:
