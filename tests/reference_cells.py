@@ -330,7 +330,7 @@ def versions() -> dict:
     return found
 
 
-def _dumps(obj) -> str:
+def dumps(obj) -> str:
     """JSON with every list of numbers on one line."""
     text = json.dumps(obj, indent=1)
     return re.sub(r"\[[-0-9.,\s]*\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(0)[1:-1].split(",")
@@ -378,10 +378,10 @@ def _update_ca1_reference(block: str, content: dict, runs: dict) -> None:
         "versions": versions(),
     })
     data[block] = {**content, "spikes_ms": ca1_spike_table(runs), "model_sha256": ca1_model_hash()}
-    _write_atomically(CA1_REFERENCE, _dumps(data) + "\n")
+    write_atomically(CA1_REFERENCE, dumps(data) + "\n")
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     """``text`` into ``path`` via a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -18,15 +18,15 @@ cnexp, dt 0.025 ms) stays within 1 ms of the CVODE times over the 300-ms steps (
 
 Also here: the restricted expression parser (refusals with file and line), numpy and NMODL
 evaluation of every CA1 channel in specs/channels agreeing, reader refusals, the temperature
-contract, and the Brian2 target's refusal. Slow (``-m slow``): the references regenerated from
-jNeuroML (``LIVN_REGENERATE=1`` rewrites livn's), and livn's numpy rates of every CA1 channel
+contract, and the Brian2 target's refusal. The stored references must belong to the current
+probe files and tools (``python tests/data/ca1_probe/regenerate.py`` makes them again;
+tests/probe_references.py). Slow (``-m slow``): livn's numpy rates of every CA1 channel
 against jNeuroML's mods at 36 and 24 degC.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -40,19 +40,11 @@ from livn.neuroml.reader import CHANNEL_TAGS, _local, document, read_channel
 
 import jneuroml
 
-REPO = Path(__file__).resolve().parents[1]
-PROBE = REPO / "tests" / "data" / "ca1_probe"
-EXTRA = PROBE / "livn" / "extra.cell.nml"
-EXTRA_REFERENCE = PROBE / "livn" / "reference_spikes.json"
-PROBE_REFERENCE = PROBE / "reference_spikes.json"
-CHANNELS = REPO / "specs" / "channels"
-JNEUROML_TIMEOUT = 1200  # s, each jNeuroML or NEURON command
+from probe_references import (AMPLITUDES, EXTRA, EXTRA_REFERENCE, JNEUROML_TIMEOUT, PROBE, PROBE_REFERENCE, STEP,
+                              TEMPERATURE, TOLERANCE, TSTOP, inputs_hash, tools)
 
-TEMPERATURE = 36.0  # degC, CA1's (and the probe harness's network temperature)
-AMPLITUDES = (0.2, 0.4)  # nA
-STEP = (50.0, 350.0)  # ms
-TSTOP = 400.0  # ms
-TOLERANCE = 1e-8  # CVODE abs and rel, both sides
+REPO = Path(__file__).resolve().parents[1]
+CHANNELS = REPO / "specs" / "channels"
 MAX_DT = 0.05  # ms, CVODE vs CVODE
 FIXED_MAX_DT = 1.0  # ms, livn at dt 0.025 vs the CVODE reference
 
@@ -83,6 +75,15 @@ def _references() -> dict:
         assert data["amplitudes_nA"] == list(AMPLITUDES) and data["tstop_ms"] == TSTOP
         assert data["cvode"]["abs_tol"] == TOLERANCE
     return {**probe["cvode"]["spikes_ms"], **extra["cvode"]["spikes_ms"]}
+
+
+def test_references_belong_to_the_current_probe_files_and_tools():
+    for path in (PROBE_REFERENCE, EXTRA_REFERENCE):
+        stored = json.loads(path.read_text())
+        assert stored["cvode"].get("inputs_sha256") == inputs_hash(), \
+            f"{path}: made from other probe files; run python tests/data/ca1_probe/regenerate.py"
+        assert {k: stored["tools"].get(k) for k in tools()} == tools(), \
+            f"{path}: made with {stored['tools']}, installed {tools()}; run python tests/data/ca1_probe/regenerate.py"
 
 
 @pytest.fixture(scope="module")
@@ -521,82 +522,6 @@ def test_targets_check_temperature_and_brian2_refuses_ca1_constructs(cells):
 
 
 # --------------------------------------------------------------------------- jNeuroML (slow)
-
-
-def _extra_harness(folder: Path, cell_ids: list) -> str:
-    """LEMS and network files driving ``cell_ids`` (of extra.cell.nml) like the probe harness."""
-    pops, inputs, selections = [], [], []
-    for k, cid in enumerate(cell_ids):
-        pops.append(f'<population id="pop_{cid}" component="{cid}" type="populationList" size="2">'
-                    '<instance id="0"><location x="0" y="0" z="0"/></instance>'
-                    '<instance id="1"><location x="100" y="0" z="0"/></instance></population>')
-        for j in range(len(AMPLITUDES)):
-            inputs.append(f'<inputList id="in_{cid}_{j}" population="pop_{cid}" component="step{j}"><input id="0" '
-                          f'target="../pop_{cid}/{j}/{cid}" destination="synapses" segmentId="0" fractionAlong="0.5"/>'
-                          f'</inputList>')
-            selections.append(f'<EventSelection id="{2 * k + j}" select="pop_{cid}/{j}/{cid}" eventPort="spike"/>')
-    pulses = "".join(f'<pulseGenerator id="step{j}" delay="{STEP[0]}ms" duration="{STEP[1] - STEP[0]}ms" '
-                     f'amplitude="{a}nA"/>' for j, a in enumerate(AMPLITUDES))
-    (folder / "extra.net.nml").write_text(
-        f'<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="extra_net"><include href="extra.cell.nml"/>'
-        f'{pulses}<network id="extra_net" type="networkWithTemperature" temperature="{TEMPERATURE}degC">'
-        f'{"".join(pops)}{"".join(inputs)}</network></neuroml>')
-    (folder / "LEMS_extra.xml").write_text(
-        f'<Lems><Target component="sim"/><Include file="Cells.xml"/><Include file="Networks.xml"/>'
-        f'<Include file="Simulation.xml"/><Include file="extra.net.nml"/>'
-        f'<Simulation id="sim" length="{TSTOP}ms" step="0.025ms" target="extra_net" seed="1">'
-        f'<EventOutputFile id="spikes" fileName="extra.spikes" format="ID_TIME">{"".join(selections)}'
-        f'</EventOutputFile></Simulation></Lems>')
-    return "LEMS_extra.xml"
-
-
-def _jneuroml_cvode_spikes(folder: Path, lems: str, cell_ids: list) -> dict:
-    """Export ``lems`` with jNeuroML, switch the run to CVODE at TOLERANCE, run; cell -> spikes."""
-    script = jneuroml.export_neuron(lems, folder, JNEUROML_TIMEOUT)
-    jneuroml.use_cvode(script, TOLERANCE)
-    jneuroml.compile_and_run(script, JNEUROML_TIMEOUT)
-    spikes_file = next(folder.glob("*.spikes"))
-    spikes = np.loadtxt(spikes_file, ndmin=2)
-    return {cid: [np.round(np.sort(spikes[spikes[:, 0] == 2 * k + j, 1] * 1e3), 4).tolist()
-                  for j in range(len(AMPLITUDES))] for k, cid in enumerate(cell_ids)}
-
-
-@pytest.mark.slow
-def test_extra_references_regenerate(tmp_path):
-    """jNeuroML's export of livn's extra cells, under CVODE, gives the stored references
-    (to 0.007 ms, the tolerance's reproducibility); LIVN_REGENERATE=1 rewrites them."""
-    folder = tmp_path / "ca1_probe"
-    shutil.copytree(PROBE, folder)
-    cell_ids = [c for c, (path, _) in CELLS.items() if path == EXTRA]
-    jneuroml.run([str(jneuroml.PYNML), "-validate", "extra.cell.nml"], folder / "livn", JNEUROML_TIMEOUT)
-    spikes = _jneuroml_cvode_spikes(folder / "livn", _extra_harness(folder / "livn", cell_ids), cell_ids)
-    if os.environ.get("LIVN_REGENERATE"):
-        from importlib.metadata import version
-
-        EXTRA_REFERENCE.write_text(json.dumps({
-            "about": "livn's extra CA1 conformance cells (extra.cell.nml; tests/test_neuroml_ca1.py): somatic spike "
-                     "times (ms, threshold -20 mV) of jNeuroML's NEURON export, each cell under a step of "
-                     "amplitudes_nA[k] from step_ms[0] to step_ms[1], network temperature 36 degC.",
-            "tools": {"pyNeuroML": version("pyNeuroML"), "NEURON": version("neuron")},
-            "amplitudes_nA": list(AMPLITUDES), "step_ms": list(STEP), "tstop_ms": TSTOP,
-            "cvode": {"about": "LEMS_extra_nrn.py run with CVODE, abs_tol = rel_tol = 1e-8", "abs_tol": TOLERANCE,
-                      "rel_tol": TOLERANCE, "spikes_ms": spikes}}, indent=1) + "\n")
-    stored = json.loads(EXTRA_REFERENCE.read_text())["cvode"]["spikes_ms"]
-    for cid in cell_ids:
-        for new, old in zip(spikes[cid], stored[cid]):
-            assert len(new) == len(old) and np.abs(np.subtract(new, old)).max() < 0.007, cid
-
-
-@pytest.mark.slow
-def test_probe_references_regenerate(tmp_path):
-    """The probe's stored CVODE references (docs/ca1-neuroml-probe.md) come back from jNeuroML."""
-    folder = tmp_path / "ca1_probe"
-    shutil.copytree(PROBE, folder)
-    stored = json.loads(PROBE_REFERENCE.read_text())["cvode"]["spikes_ms"]
-    spikes = _jneuroml_cvode_spikes(folder, "LEMS_probe.xml", list(stored))
-    for cid, runs in stored.items():
-        for new, old in zip(spikes[cid], runs):
-            assert len(new) == len(old) and np.abs(np.subtract(new, old)).max() < 0.007, cid
 
 
 _SWEEP = '''
