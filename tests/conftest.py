@@ -19,8 +19,7 @@ LIVN = str(Path(sys.executable).parent / "livn")
 #: the compiled mechanisms cached) are collected first. xdist hands out whole files in collection
 #: order (--dist loadfile --no-loadscope-reorder, the Makefile's test command): a long file
 #: handed out last left one worker running alone for ~4 min while the other idled.
-LONGEST_FIRST = ("test_neuroml_ca1.py",  # 390 s
-                 "test_neuroml_export.py",  # 356
+LONGEST_FIRST = ("test_neuroml_export.py",  # 356 s
                  "test_brian2.py",  # 281
                  "test_ca1_cells.py",  # 201
                  "test_ca1_conformance.py",  # 186
