@@ -31,6 +31,7 @@ cells directly and leave fewer for the network to recruit in the next 20 ms, so 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,13 +180,27 @@ def _burst_lines(bursts: NetworkBursts | None) -> str:
 
 def run_with_progress(env, duration: float, stimulus=None, label: str = ""):
     """Run ``env`` for ``duration`` ms in pieces, with a progress bar on a terminal for runs
-    of 500 ms or more; return one :class:`livn.result.Result` for the whole run."""
+    of 500 ms or more; return one :class:`livn.result.Result` for the whole run.
+
+    Without a terminal (a log file, a batch job) such a run is one call, and a line on stderr
+    says when it starts and how long it took, so that a log of an hour-long measurement shows
+    where it is (rank 0 only under MPI)."""
     from tqdm import tqdm
 
+    from .build.parallel import World
     from .result import concatenate
 
-    if duration < 500 or not sys.stderr.isatty():
-        return env.run(duration, stimulus=stimulus)  # nobody watches: one call, no per-call overhead
+    if duration < 500:
+        return env.run(duration, stimulus=stimulus)
+    if not sys.stderr.isatty():  # one call, no per-call overhead
+        lead = World().rank == 0
+        if lead:
+            print(f"{label or 'run'}: {duration:g} ms ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        result = env.run(duration, stimulus=stimulus)
+        if lead:
+            print(f"{label or 'run'}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+        return result
     # every call costs a fixed overhead (a gather of the spikes under MPI), so pieces are a 25th
     # of the run, >= 250 ms
     chunk = max(250.0, duration / 25)

@@ -46,6 +46,9 @@ def test_dynamics_command_prints_the_figures_and_draws_them(tmp_path):
         assert words in result.stdout, result.stdout
     assert picture.read_bytes()[:4] == b"\x89PNG"
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    # without a terminal (a log file) each protocol says when it starts and how long it took
+    for label in ("spontaneous", "stimulated 20 uA"):
+        assert f"{label}: 600 ms ..." in result.stderr and f"{label}: done in " in result.stderr, result.stderr
 
 
 def test_the_report_gives_theta_locking_when_the_drives_have_theta():
