@@ -700,7 +700,7 @@ def tune_command(system, trials, duration, transient, factor, parameters, target
     """
     import json as json_module
 
-    from .tools.tune import TARGETS, TuneConfig, complete_trials, open_study, promote as write_spec, read_targets
+    from .tools.tune import TARGETS, TuneConfig, finished_trials, open_study, promote as write_spec, read_targets
     from .tools.tune import search_space, tune, tune_directory
     from .system import System, resolve_circuit, resolve_spec
 
@@ -718,7 +718,7 @@ def tune_command(system, trials, duration, transient, factor, parameters, target
     tuned = System(circuit)
     space = search_space(tuned.default_params(), config)
     run, _ = tune_directory(str(circuit), config)
-    stored = len(complete_trials(open_study(run, config))) if (run.path / "study.db").exists() else 0
+    stored = len(finished_trials(open_study(run, config))) if (run.path / "study.db").exists() else 0
     if not launch:
         click.echo(f"study: {run.path}\n{stored} of {trials} trials there; would run {max(trials - stored, 0)} "
                    f"({2 * duration:g} ms of simulation each, {backend}, {workers} worker(s), "
@@ -732,7 +732,8 @@ def tune_command(system, trials, duration, transient, factor, parameters, target
         return
     path = tune(str(circuit), trials, config, workers=workers)
     result = json_module.loads((path / "result.json").read_text())
-    click.echo(f"study: {path} ({result['trials']} trials)\nbest trial {result['best_trial']}, loss {result['loss']:.4g}")
+    click.echo(f"study: {path} ({result['trials']} trials, {result['pruned']} stopped after the spontaneous protocol: "
+               f"they could not beat the best)\nbest trial {result['best_trial']}, loss {result['loss']:.4g}")
     for name, value in result["params"].items():
         click.echo(f"  {name:<24} {value:.4g}")
     click.echo("figures: " + ", ".join(f"{k} {v:.3g}" for k, v in result["figures"].items() if v is not None))

@@ -63,7 +63,7 @@ class Dynamics:
     stimulated rate (Hz)."""
 
     spontaneous: dict
-    stimulated: dict
+    stimulated: dict | None  # None: not run (``measure``'s ``proceed``)
     branching_ratio: float
     duration: float
     transient: float
@@ -86,8 +86,9 @@ class Dynamics:
                 + f"  (vector strength of the spikes at the drives' {self.theta_frequency:g} Hz, spontaneous; "
                 f"n.s.: Rayleigh p >= 0.01)\n")
         return (f"spontaneous mean rate: {rates(self.spontaneous)}\n"
-                f"stimulated mean rate:  {rates(self.stimulated)}  ({STIMULUS_AMPLITUDE:g} uA biphasic pulses "
-                f"on every channel at {STIMULUS_RATE:g} Hz)\n"
+                + ("stimulated mean rate:  not measured\n" if self.stimulated is None else
+                   f"stimulated mean rate:  {rates(self.stimulated)}  ({STIMULUS_AMPLITUDE:g} uA biphasic pulses "
+                   f"on every channel at {STIMULUS_RATE:g} Hz)\n")
                 + _response_line(self.response)
                 + branching_line(self.branching_ratio)
                 + _avalanche_lines(self.avalanches, self.duration - self.transient)
@@ -262,12 +263,15 @@ def _avalanches(channels: list, start: float, stop: float) -> Avalanches | None:
 
 
 def measure(env, duration: float = 7000.0, transient: float = 2000.0, amplitude: float = STIMULUS_AMPLITUDE,
-            rate: float = STIMULUS_RATE, progress: bool = True, response: tuple = ()) -> Dynamics:
+            rate: float = STIMULUS_RATE, progress: bool = True, response: tuple = (), proceed=None) -> Dynamics:
     """Run both protocols on ``env`` (cleared before each; recording spikes) and measure.
 
     ``progress`` False: no progress bar even on a terminal (runs inside a tuning loop).
     ``response``: further amplitudes (µA, e.g. ``RESPONSE_AMPLITUDES``) at which the stimulated
-    protocol runs again, for the response curve (its overall rate per amplitude)."""
+    protocol runs again, for the response curve (its overall rate per amplitude).
+    ``proceed``: called with the spontaneous protocol's figures (a Dynamics whose ``stimulated``
+    is None); when it returns False, that Dynamics is returned and nothing else runs (a tuning
+    trial that cannot win any more)."""
     for value in response:
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"response amplitudes must be finite and > 0 uA, found {value!r}")
@@ -293,6 +297,10 @@ def measure(env, duration: float = 7000.0, transient: float = 2000.0, amplitude:
     env.clear()
     n = env.system.num_channels
     spikes = (it, t)
+    if proceed is not None:
+        partial = Dynamics(spontaneous, None, ratio, duration, transient, frequency, theta, avalanches, bursts, spikes)
+        if not proceed(partial):
+            return partial
 
     def stimulated_rates(current: float) -> dict:
         it, t = run(pulse_train(duration, range(n), n, current, rate, dt=env.dt), f"stimulated {current:g} uA")[:2]

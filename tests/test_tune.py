@@ -14,7 +14,7 @@ import pytest
 
 from livn.spec import load_spec
 from livn.tools.generate import Culture2D, generate_2d
-from livn.tools.tune import (TARGETS, UNMEASURED, TuneConfig, check_targets, complete_trials, loss, open_study,
+from livn.tools.tune import (TARGETS, UNMEASURED, TuneConfig, check_targets, finished_trials, loss, open_study,
                              promote, recover, search_space, tune, tune_directory)
 from tests.conftest import LIVN, run_livn
 
@@ -80,6 +80,36 @@ def test_tune_stores_trials_reuses_them_and_reproduces_the_best(tiny, tmp_path):
     for name, value in result["figures"].items():
         assert value == pytest.approx(again[name], nan_ok=True), name
     assert (path / "study.db").stat().st_mtime_ns >= stamp
+
+
+def test_a_trial_that_cannot_beat_the_best_stops_after_the_spontaneous_protocol(tiny, tmp_path):
+    """Targets at the defaults' own figures: the defaults score 0, so a trial whose spontaneous
+    rate differs already costs more (the stimulated protocol could only add to it) and is
+    pruned; both count as trials."""
+    from dataclasses import replace
+
+    from optuna.trial import TrialState
+
+    from livn.env import make
+    from livn.protocols import measure
+    from livn.tools.tune import figures
+
+    base = figures(measure(make(tiny), CONFIG.duration, CONFIG.transient, progress=False))
+    config = replace(CONFIG, targets={name: {"target": base[name], "scale": 0.01}
+                                      for name in ("spontaneous_rate", "stimulated_rate")})
+    run, _ = tune_directory(tiny, config, tmp_path)
+    run.create()
+    study = open_study(run, config)
+    space = search_space(make(tiny).default_params(), config)
+    study.enqueue_trial({name: make(tiny).default_params()[name] for name in space})
+    study.enqueue_trial({name: high for name, (low, high) in space.items()})  # 4x the excitation
+    path = tune(tiny, 2, config, root=tmp_path, progress=False)
+    first, second = open_study(run, config).trials
+    assert first.state == TrialState.COMPLETE and first.value == pytest.approx(0.0, abs=1e-9)
+    assert second.state == TrialState.PRUNED and second.intermediate_values[0] > 0
+    assert "stimulated_rate" not in second.user_attrs and "spontaneous_rate" in second.user_attrs
+    result = json.loads((path / "result.json").read_text())
+    assert result["trials"] == 2 and result["pruned"] == 1 and result["best_trial"] == 0
 
 
 @pytest.mark.slow
@@ -150,13 +180,13 @@ def test_killed_tuning_resumes_from_its_stored_trials(tiny, tmp_path):
     process.wait()
     assert first, "no trial completed before the deadline"
     study = open_study(run, TuneConfig(duration=400.0, transient=100.0, parameters=("noise.excitatory.g0",)))
-    kept = {t.number: t.params for t in complete_trials(study)}  # those the kill left (>= first)
+    kept = {t.number: t.params for t in finished_trials(study)}  # those the kill left (>= first)
     wanted = len(kept) + 2
     resumed = subprocess.run(args[:4] + ["--trials", str(wanted)] + args[4:], env=env, capture_output=True,
                              text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr
     study = open_study(run, TuneConfig(duration=400.0, transient=100.0, parameters=("noise.excitatory.g0",)))
-    done = complete_trials(study)
+    done = finished_trials(study)
     assert len(done) == wanted
     assert all({t.number: t.params for t in done}[n] == p for n, p in kept.items())  # not run again
 
