@@ -721,7 +721,7 @@ def tune_command(system, trials, duration, transient, factor, parameters, target
     stored = len(finished_trials(open_study(run, config))) if (run.path / "study.db").exists() else 0
     if not launch:
         click.echo(f"study: {run.path}\n{stored} of {trials} trials there; would run {max(trials - stored, 0)} "
-                   f"({2 * duration:g} ms of simulation each, {backend}, {workers} worker(s), "
+                   f"(up to {2 * duration:g} ms of simulation each, {backend}, {workers} worker(s), "
                    f"{tuned.num_neurons} neurons{f' (scale {scale:g})' if scale != 1.0 else ''})")
         for name, (low, high) in space.items():
             click.echo(f"  {name:<24} {low:.4g} .. {high:.4g}")
