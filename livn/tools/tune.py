@@ -223,15 +223,17 @@ class Objective:
         params = {name: trial.suggest_float(name, low, high, log=True) for name, (low, high) in self.space.items()}
         self.env.set_params(params)
         spontaneous = {k: goal for k, goal in self.config.targets.items() if k not in STIMULATED_FIGURES}
-        best = best_loss(trial.study)
+        best = [math.inf]
 
         def proceed(partial) -> bool:
             # the loss is a sum of squares: what the spontaneous figures cost already is a lower
             # bound of the trial's loss, so a trial whose bound is above the best loss so far
-            # cannot win, and its stimulated protocol is not run
+            # (read now: parallel workers may have found a better one meanwhile) cannot win, and
+            # its stimulated protocol is not run
             bound = loss(figures(partial), spontaneous)
             trial.report(bound, 0)
-            return bound < best
+            best[0] = best_loss(trial.study)
+            return bound < best[0]
 
         dynamics = measure(self.env, self.config.duration, self.config.transient, progress=False, proceed=proceed)
         values = figures(dynamics)
@@ -239,7 +241,7 @@ class Objective:
             if dynamics.stimulated is not None or name not in STIMULATED_FIGURES:
                 trial.set_user_attr(name, value)
         if dynamics.stimulated is None:
-            raise optuna.TrialPruned(f"the spontaneous figures alone cost more than the best trial's {best:.4g}")
+            raise optuna.TrialPruned(f"the spontaneous figures alone cost more than the best trial's {best[0]:.4g}")
         return loss(values, self.config.targets)
 
 
