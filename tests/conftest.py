@@ -15,19 +15,22 @@ from livn.resources import resource_dir
 
 LIVN = str(Path(sys.executable).parent / "livn")
 
-#: the longest test files (CPU seconds of one full run on this 2-core machine, 2026-12-03, with
-#: the compiled mechanisms cached) are collected first. xdist hands out whole files in collection
-#: order (--dist loadfile --no-loadscope-reorder, the Makefile's test command): a long file
-#: handed out last left one worker running alone for ~4 min while the other idled.
-LONGEST_FIRST = ("test_neuroml_export.py",  # 356 s
-                 "test_brian2.py",  # 281
-                 "test_ca1_cells.py",  # 201
-                 "test_ca1_conformance.py",  # 186
-                 "test_neuron_network.py",  # 171
-                 "test_conformance.py",  # 167
-                 "test_fuzz.py",  # ~160 since livn validate starts faster
-                 "test_neuron_bmtk.py",  # 160
-                 "test_brian2_spatial.py")  # 151
+#: the longest test files (seconds of one full run on this 2-core machine, 2026-12-03, sharing it
+#: with one other job; compiled mechanisms cached) are collected first. xdist hands out whole
+#: files in collection order (--dist loadfile --no-loadscope-reorder, the Makefile's test
+#: command): a long file handed out last left one worker running alone for ~4 min.
+LONGEST_FIRST = ("test_brian2.py",  # 669 s
+                 "test_neuroml_export.py",  # 389
+                 "test_foreign_circuits.py",  # 323
+                 "test_neuron_cell.py",  # 211
+                 "test_neuron_bmtk.py",  # 199
+                 "test_fuzz.py",  # 186
+                 "test_conformance.py",  # 171
+                 "test_neuroml_ca1.py",  # 159
+                 "test_brian2_spatial.py",  # 159
+                 "test_neuron_network.py",  # 155
+                 "test_ca1_simulation.py",  # 152
+                 "test_gym.py")  # 143
 
 
 def pytest_collection_modifyitems(config, items):
