@@ -276,6 +276,8 @@ def measure(env, duration: float = 7000.0, transient: float = 2000.0, amplitude:
     for value in response:
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"response amplitudes must be finite and > 0 uA, found {value!r}")
+    if proceed is not None and not callable(proceed):
+        raise TypeError(f"proceed must be a function of the spontaneous figures (or None), found {proceed!r}")
 
     def run(stimulus, label):
         if not progress:

@@ -194,3 +194,8 @@ def test_the_response_curve_runs_each_amplitude_once_and_says_where_it_falls():
     assert "stimulus response" not in Dynamics({"A": 1.0}, {"A": 2.0}, 0.5, 600.0, 100.0).report()
     with pytest.raises(ValueError, match="finite and > 0 uA, found nan"):
         measure(env, duration=3000.0, transient=200.0, progress=False, response=(float("nan"),))
+
+
+def test_measure_refuses_a_proceed_that_is_not_a_function():
+    with pytest.raises(TypeError, match="proceed must be a function"):
+        measure(make("EI1"), 400.0, 100.0, proceed=True)

@@ -209,6 +209,10 @@ def test_promote_writes_the_parameters_and_the_figures(spec_copy):
     assert load_spec(path).default_params()["EXC->EXC.AMPA"] == 6.0
     promote(path, result, "/runs/z", scale=0.1)  # figures of a patch say so
     assert "best of 12 trials at scale 0.1," in path.read_text()
+    for bad in (0, 1.5, float("nan"), "0.1", True):
+        with pytest.raises(ValueError, match="scale must be a number in"):
+            promote(path, result, "/runs/w", scale=bad)
+    assert "/runs/w" not in path.read_text()  # nothing written
 
 
 def test_cli_plans_without_launch(tiny, tmp_path):

@@ -399,6 +399,8 @@ def promote(spec_path, result: dict, run_path, scale: float = 1.0) -> Path:
 
     from ..spec import SpecError, load_spec
 
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and 0 < scale <= 1):
+        raise ValueError(f"scale must be a number in (0, 1] (the fraction of the system tuned), found {scale!r}")
     path = Path(spec_path)
     lines = path.read_text().splitlines(keepends=True)
     params = result["params"]
