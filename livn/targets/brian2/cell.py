@@ -28,12 +28,14 @@ def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, t
     b2.prefs.codegen.target = codegen
     network = b2.Network()
     group = b2.NeuronGroup(1, model["equations"].replace("gid : integer (constant)", ""), threshold=model["threshold"], refractory=model["refractory"],
-                           method=method, namespace={}, dt=dt * b2.ms)
+                           method=method, namespace={}, dt=dt * b2.ms, name="cell")
     for name, value in model["initial"].items():
         setattr(group, name, value * b2.mV if name.startswith("v_") else value)
     soma = f"v_{model['compartments'][0]}"
-    spikes = b2.SpikeMonitor(group)
-    trace = b2.StateMonitor(group, soma, record=0, dt=dt * b2.ms)
+    # fixed names: the same probe again reuses its compiled code (Brian2's numbered default names
+    # change with the objects alive in the process, and the generated code contains them)
+    spikes = b2.SpikeMonitor(group, name="cell_spikes")
+    trace = b2.StateMonitor(group, soma, record=0, dt=dt * b2.ms, name="cell_soma")
     network.add(group, spikes, trace)
     network.run(delay * b2.ms, namespace={})
     group.I_inject = amplitude * b2.nA

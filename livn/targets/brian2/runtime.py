@@ -520,7 +520,9 @@ class Simulation:
     # -- recording -----------------------------------------------------------------------
     def record_spikes(self):
         if self._spike_monitors is None:
-            self._spike_monitors = {n: b2.SpikeMonitor(self.groups[n]) for n in self._spiking()}
+            # named, not Brian2's numbered default: the generated code contains the name, so a
+            # monitor made again by clear() finds its compiled code instead of compiling anew
+            self._spike_monitors = {n: b2.SpikeMonitor(self.groups[n], name=f"spikes_{n}") for n in self._spiking()}
             self.network.add(*self._spike_monitors.values())
         self._spike_counts = {n: 0 for n in self._spike_monitors}
 
@@ -547,12 +549,13 @@ class Simulation:
                                      f"(SpatialNeuron) cells ({name}); record them on NEURON")
                 entry = self.model["groups"][name]
                 index = (local[:, None] * entry["n"] + np.asarray(entry["index"])[None, :]).ravel()
-                monitor = b2.StateMonitor(self.groups[name], "v", record=index, **timing)
+                monitor = b2.StateMonitor(self.groups[name], "v", record=index, name=f"record_{prefix}{name}", **timing)
                 monitors[name] = [monitor, own[local], 0, None]
                 self.network.add(monitor)
             elif len(local):
                 variables = [f"{prefix}{c}" for c in self.model["groups"][name]["compartments"]]
-                monitor = b2.StateMonitor(self.groups[name], variables, record=local, **timing)
+                monitor = b2.StateMonitor(self.groups[name], variables, record=local, name=f"record_{prefix}{name}",
+                                          **timing)
                 monitors[name] = [monitor, own[local], 0, variables]
                 self.network.add(monitor)
         self._recorders[variable] = (monitors, np.array(gids), dt)

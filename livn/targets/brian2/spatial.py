@@ -611,8 +611,8 @@ def current_clamp(cell: Cell, amplitude: float, delay: float, duration: float, t
     b2.prefs.codegen.target = codegen
     (neuron,) = build_spatial_cells(cell, 1, dt=dt, method=method, cable=cable)
     soma = spatial_layout(cell).soma
-    spikes = b2.SpikeMonitor(neuron)
-    trace = b2.StateMonitor(neuron, "v", record=soma, dt=dt * b2.ms)
+    spikes = b2.SpikeMonitor(neuron, name=f"{neuron.name}_spikes")
+    trace = b2.StateMonitor(neuron, "v", record=soma, dt=dt * b2.ms, name=f"{neuron.name}_soma")
     network = b2.Network(neuron, spikes, trace)
     network.run(delay * b2.ms, namespace={})
     neuron.I_inject[soma] = amplitude * b2.nA
