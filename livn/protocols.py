@@ -25,8 +25,9 @@ pulse evokes about one extra spike per cell, so the stimulated mean rate is ~11-
 within 0.25 Hz): EI1 3.8, 4.1, 5.2, 6.7, 9.3, 11.5 Hz; EI2 3.1, 6.9, 9.4, 11.2, 13.6, 14.5 Hz;
 EI3 (2026-12-04 defaults) 4.7, 10.0, 13.0, 14.5, 15.1, 14.8 Hz; EI4 (2 s after 2 s, Brian2)
 6.2, 10.9, 13.2, 14.0, 14.1, 14.1 Hz (saturated at about one spike per cell and pulse from
-25 µA: stronger pulses fire more cells directly and leave fewer for the network to recruit in the next 20 ms, so the rate at
-30 µA is within about 2 % of the one at 25 µA, above or below it depending on the culture).
+25 µA: stronger pulses fire more cells directly and leave fewer for the network to recruit in
+the next 20 ms, so the rate at 30 µA is within about 2 % of the one at 25 µA, above or below it
+depending on the culture).
 """
 
 from __future__ import annotations
